@@ -22,7 +22,7 @@ import pytest
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
 
-_PACKAGE_MARKER = os.path.join("custom_components", "esphome_pipeline", "")
+_PACKAGE_MARKER = f"{os.sep}custom_components{os.sep}esphome_pipeline{os.sep}"
 
 # (owner, attribute) pairs Home Assistant's block_async_io watches.
 _GUARDED_CALLS: list[tuple[Any, str]] = [
