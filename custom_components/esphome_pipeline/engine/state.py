@@ -1,0 +1,243 @@
+"""The job table and the scheduling rules, each rule in exactly one place.
+
+Owns: which lane a job type runs on (routing), what an upload waits for (its prerequisite and
+the build gate), which jobs a new job supersedes, and which queued job a lane may start next.
+Everything here is synchronous and works on the table alone, so the rules are unit-tested
+without processes and the engine applies them with no `await` in between.
+
+Rules, in words:
+- compile, clean and reset run on the compile lane; uploads run on the upload lane.
+- Two processes never work on the same configuration at once, whatever their lanes: a job
+  waits while another job of its configuration runs (for example the superseded one, while
+  it is being terminated).
+- A reset is a barrier: it starts only when nothing runs on any lane, and no compile-lane job
+  queued after it starts before it has finished.
+- An upload is `held` while its prerequisite is still active, or while the build gate is
+  closed: a reset, or a clean of its own configuration, is queued or running.
+- Two uploads never run at once to the same device: OTA uploads are told apart by
+  configuration, any other port (host, IP, serial device) is the device itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from enum import Enum, auto
+from typing import Final
+
+from .models import Job, JobStatus, JobType, Lane
+
+OTA_PORT: Final = "OTA"
+PREREQUISITE_INCOMPLETE: Final = "prerequisite did not complete"
+"""The phrase every cascade-cancel error contains (users and tests look for it)."""
+
+_LANE_BY_TYPE: Final[dict[JobType, Lane]] = {
+    JobType.COMPILE: Lane.COMPILE,
+    JobType.CLEAN: Lane.COMPILE,
+    JobType.RESET_BUILD_ENV: Lane.COMPILE,
+    JobType.UPLOAD: Lane.UPLOAD,
+}
+
+
+def lane_for(job_type: JobType) -> Lane:
+    """Return the lane a job of this type runs on (the only routing rule)."""
+    return _LANE_BY_TYPE[job_type]
+
+
+class Prerequisite(Enum):
+    """Where a job stands with respect to the job it depends on."""
+
+    SATISFIED = auto()
+    """No prerequisite, or it completed."""
+    PENDING = auto()
+    """The prerequisite is still queued or running."""
+    BROKEN = auto()
+    """The prerequisite failed, was cancelled, or is gone: the job must not run."""
+
+
+class JobTable:
+    """Every job the engine knows, in creation order (oldest first), by id."""
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+        """Start with `jobs` (in creation order)."""
+        self._jobs: dict[str, Job] = {job.job_id: job for job in jobs}
+
+    def __iter__(self) -> Iterator[Job]:
+        """Iterate over every job, oldest first."""
+        return iter(self._jobs.values())
+
+    def __len__(self) -> int:
+        """Return the number of jobs."""
+        return len(self._jobs)
+
+    def __contains__(self, job_id: object) -> bool:
+        """Return True when a job has this id."""
+        return job_id in self._jobs
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job with this id, or None."""
+        return self._jobs.get(job_id)
+
+    def add(self, job: Job) -> None:
+        """Append a new job; its id must be new."""
+        if job.job_id in self._jobs:
+            raise ValueError(f"duplicate job id {job.job_id}")
+        self._jobs[job.job_id] = job
+
+    def remove(self, job_id: str) -> None:
+        """Forget a job (pruning, or a reset that could not be placed)."""
+        self._jobs.pop(job_id, None)
+
+    def active(self) -> list[Job]:
+        """Return the queued and running jobs, oldest first."""
+        return [job for job in self._jobs.values() if job.status.is_active]
+
+    def running(self, lane: Lane | None = None) -> list[Job]:
+        """Return the running jobs, on one lane or on all of them."""
+        return [
+            job
+            for job in self._jobs.values()
+            if job.status is JobStatus.RUNNING and (lane is None or job.lane is lane)
+        ]
+
+    def queued(self, lane: Lane) -> list[Job]:
+        """Return the queued jobs of one lane, oldest first."""
+        return [
+            job
+            for job in self._jobs.values()
+            if job.status is JobStatus.QUEUED and job.lane is lane
+        ]
+
+    def dependents(self, job_id: str) -> list[Job]:
+        """Return the jobs that depend on `job_id`."""
+        return [job for job in self._jobs.values() if job.depends_on == job_id]
+
+
+def prerequisite_state(job: Job, table: JobTable) -> Prerequisite:
+    """Return whether `job`'s prerequisite lets it run, keeps it waiting, or rules it out."""
+    if job.depends_on is None:
+        return Prerequisite.SATISFIED
+    prerequisite = table.get(job.depends_on)
+    if prerequisite is None:
+        return Prerequisite.BROKEN
+    if prerequisite.status is JobStatus.COMPLETED:
+        return Prerequisite.SATISFIED
+    if prerequisite.status.is_active:
+        return Prerequisite.PENDING
+    return Prerequisite.BROKEN
+
+
+def prerequisite_error(job: Job, table: JobTable) -> str:
+    """Return the error of a job cancelled because its prerequisite did not complete."""
+    prerequisite = table.get(job.depends_on or "")
+    if prerequisite is None:
+        return f"Cancelled: the {PREREQUISITE_INCOMPLETE} (job {job.depends_on} is gone)"
+    return (
+        f"Cancelled: the {PREREQUISITE_INCOMPLETE} "
+        f"({prerequisite.job_type} job {prerequisite.job_id} {prerequisite.status})"
+    )
+
+
+def build_gate_closed(job: Job, table: JobTable) -> bool:
+    """Return True while a reset, or a clean of `job`'s configuration, is queued or running."""
+    return any(
+        other.job_type is JobType.RESET_BUILD_ENV
+        or (other.job_type is JobType.CLEAN and other.configuration == job.configuration)
+        for other in table.active()
+        if other is not job
+    )
+
+
+def should_hold(job: Job, table: JobTable) -> bool:
+    """Return the `held` flag a queued upload must show now."""
+    return (
+        job.job_type is JobType.UPLOAD
+        and job.status is JobStatus.QUEUED
+        and (
+            prerequisite_state(job, table) is Prerequisite.PENDING or build_gate_closed(job, table)
+        )
+    )
+
+
+def refresh_held(table: JobTable) -> list[Job]:
+    """Set `held` on every queued upload from the rules above; return the jobs that changed."""
+    changed: list[Job] = []
+    for job in table.queued(Lane.UPLOAD):
+        held = should_hold(job, table)
+        if job.held != held:
+            job.held = held
+            changed.append(job)
+    return changed
+
+
+def broken_dependents(table: JobTable) -> list[Job]:
+    """Return the queued jobs whose prerequisite failed, was cancelled or is gone."""
+    return [
+        job
+        for job in table.active()
+        if job.status is JobStatus.QUEUED and prerequisite_state(job, table) is Prerequisite.BROKEN
+    ]
+
+
+def superseded_by(table: JobTable, configuration: str, keep: Iterable[str]) -> list[Job]:
+    """Return the active jobs of `configuration` a new job (or chain) supersedes.
+
+    `keep` holds the ids of the new chain itself, which never supersedes its own jobs.
+    """
+    kept = set(keep)
+    return [
+        job
+        for job in table.active()
+        if job.configuration == configuration and job.job_id not in kept
+    ]
+
+
+def upload_device(job: Job) -> str:
+    """Return what an upload writes to: the configuration for OTA, else the port itself."""
+    port = job.port or OTA_PORT
+    return f"configuration:{job.configuration}" if port == OTA_PORT else f"port:{port}"
+
+
+def _configuration_busy(job: Job, running: list[Job]) -> bool:
+    # A reset has no configuration: its exclusivity is the barrier rule instead.
+    return bool(job.configuration) and any(
+        other.configuration == job.configuration for other in running
+    )
+
+
+def next_compile_lane_job(table: JobTable, capacity: int) -> Job | None:
+    """Return the queued compile-lane job a free compile worker may start now, or None."""
+    running = table.running()
+    if any(job.job_type is JobType.RESET_BUILD_ENV for job in running):
+        return None
+    if len([job for job in running if job.lane is Lane.COMPILE]) >= capacity:
+        return None
+    for job in table.queued(Lane.COMPILE):
+        if job.job_type is JobType.RESET_BUILD_ENV:
+            # The barrier: nothing queued behind a reset overtakes it.
+            return job if not job.held and not running else None
+        if job.held or _configuration_busy(job, running):
+            continue
+        return job
+    return None
+
+
+def next_upload_job(table: JobTable, capacity: int) -> Job | None:
+    """Return the queued upload a free upload slot may start now, or None."""
+    running = table.running()
+    uploads = [job for job in running if job.lane is Lane.UPLOAD]
+    if len(uploads) >= capacity or any(job.job_type is JobType.RESET_BUILD_ENV for job in running):
+        return None
+    busy_devices = {upload_device(job) for job in uploads}
+    for job in table.queued(Lane.UPLOAD):
+        if (
+            job.held
+            or should_hold(job, table)
+            or prerequisite_state(job, table) is not Prerequisite.SATISFIED
+            or _configuration_busy(job, running)
+            or upload_device(job) in busy_devices
+        ):
+            continue
+        return job
+    return None
