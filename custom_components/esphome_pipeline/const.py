@@ -1,0 +1,47 @@
+"""Constants of the Home Assistant layer: the domain, option names, defaults and timings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+DOMAIN: Final = "esphome_pipeline"
+TITLE: Final = "ESPHome Pipeline"
+
+CONF_CONFIG_DIR: Final = "config_dir"
+CONF_ESPHOME_COMMAND: Final = "esphome_command"
+CONF_COMPILE_WORKERS: Final = "compile_workers"
+CONF_UPLOAD_SLOTS: Final = "upload_slots"
+CONF_AUTO_INSTALL_ON_CHANGE: Final = "auto_install_on_change"
+
+DEFAULT_CONFIG_SUBDIR: Final = "esphome"
+DEFAULT_COMPILE_WORKERS: Final = 1
+DEFAULT_UPLOAD_SLOTS: Final = 4
+DEFAULT_AUTO_INSTALL_ON_CHANGE: Final = False
+MAX_COMPILE_WORKERS: Final = 16
+MAX_UPLOAD_SLOTS: Final = 32
+
+EVENT_JOB: Final = "esphome_pipeline_job"
+
+PROBE_TIMEOUT: Final = 15.0
+"""Seconds the ESPHome CLI gets to answer `version` in the flows and at setup."""
+
+RESCAN_INTERVAL: Final = timedelta(seconds=60)
+"""How often the configuration folder is scanned for added, removed and edited files."""
+
+AUTO_INSTALL_SETTLE: Final = 10.0
+"""Seconds a changed fingerprint must stay unchanged before auto-install queues it."""
+
+PORT_OTA: Final = "OTA"
+HOST_PLATFORM: Final = "host"
+HOST_PLATFORM_PORT: Final = "127.0.0.1"
+"""ESPHome cannot resolve `OTA` for a `host:` node (its config has no address); the host
+program runs on this machine, so an OTA install of a host node goes to the loopback address."""
+
+ATTR_CONFIGURATION: Final = "configuration"
+ATTR_DEVICE_ID: Final = "device_id"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_PORT: Final = "port"
+ATTR_FORCE: Final = "force"
+ATTR_JOB_ID: Final = "job_id"
+ATTR_STATUS: Final = "status"
