@@ -1,16 +1,134 @@
-"""ESPHome Pipeline: a two-lane firmware job queue for the ESPHome CLI in Home Assistant."""
+"""ESPHome Pipeline: a two-lane firmware job queue for the ESPHome CLI in Home Assistant.
+
+Setup and unload only. Setup checks the folder and the ESPHome CLI (`ConfigEntryNotReady`
+while either is missing, with a repair issue for the CLI), builds the engine on the entry's
+store, and hands it to the coordinator, which runs the lanes as a background task of the entry.
+An empty `esphome_command` option means "detect it now", at every setup.
+"""
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigEntry
+from pathlib import Path
+
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.typing import ConfigType
+
+from .const import (
+    CONF_AUTO_INSTALL_ON_CHANGE,
+    CONF_COMPILE_WORKERS,
+    CONF_CONFIG_DIR,
+    CONF_ESPHOME_COMMAND,
+    CONF_UPLOAD_SLOTS,
+    DEFAULT_AUTO_INSTALL_ON_CHANGE,
+    DEFAULT_COMPILE_WORKERS,
+    DEFAULT_UPLOAD_SLOTS,
+    DOMAIN,
+)
+from .coordinator import (
+    EsphomePipelineConfigEntry,
+    EsphomePipelineRuntimeData,
+    PipelineCoordinator,
+)
+from .engine.queue import FirmwareEngine
+from .issues import async_clear_cli_unavailable, async_report_cli_unavailable
+from .preflight import (
+    CliFailedError,
+    PreflightError,
+    async_check_cli,
+    async_check_config_dir,
+)
+from .services import async_setup_services
+from .store import EntryStore
+
+PLATFORMS = [Platform.BUTTON, Platform.SENSOR, Platform.UPDATE]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Set up an entry (placeholder until the coordinator lands)."""
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions (once, whatever the number of entries)."""
+    async_setup_services(hass)
     return True
 
 
-async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Unload an entry."""
+async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> bool:
+    """Check the folder and the CLI, then start the engine and the entities."""
+    config_dir = entry.data[CONF_CONFIG_DIR]
+    try:
+        folder = await async_check_config_dir(hass, config_dir)
+    except PreflightError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="folder_missing",
+            translation_placeholders={"config_dir": config_dir},
+        ) from err
+    command = entry.options.get(CONF_ESPHOME_COMMAND, "")
+    try:
+        checked = await async_check_cli(hass, command)
+    except PreflightError as err:
+        error = err.detail if isinstance(err, CliFailedError) else err.reason
+        async_report_cli_unavailable(hass, entry.entry_id, command, error)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cli_unavailable",
+            translation_placeholders={"error": error},
+        ) from err
+    async_clear_cli_unavailable(hass, entry.entry_id)
+
+    store = EntryStore(hass, entry.entry_id)
+    engine = FirmwareEngine(
+        config_dir=Path(folder),
+        cli=checked.cli,
+        store=store,
+        compile_workers=entry.options.get(CONF_COMPILE_WORKERS, DEFAULT_COMPILE_WORKERS),
+        upload_slots=entry.options.get(CONF_UPLOAD_SLOTS, DEFAULT_UPLOAD_SLOTS),
+    )
+    coordinator = PipelineCoordinator(
+        hass,
+        entry,
+        engine=engine,
+        store=store,
+        esphome_version=checked.version,
+        auto_install=entry.options.get(CONF_AUTO_INSTALL_ON_CHANGE, DEFAULT_AUTO_INSTALL_ON_CHANGE),
+    )
+    await coordinator.async_start()
+    entry.runtime_data = EsphomePipelineRuntimeData(coordinator=coordinator)
+    entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> bool:
+    """Remove the entities, then stop the engine (running jobs come back queued next start)."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.coordinator.async_stop()
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> None:
+    """Delete the entry's stored jobs and fingerprints."""
+    await EntryStore(hass, entry.entry_id).async_remove()
+    async_clear_cli_unavailable(hass, entry.entry_id)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: EsphomePipelineConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow removing a configuration device only once its file is gone (never the hub)."""
+    coordinator = entry.runtime_data.coordinator
+    return not any(
+        identifier[0] == DOMAIN
+        and (
+            identifier[1] == entry.entry_id
+            or identifier[1].removeprefix(f"{entry.entry_id}_") in coordinator.nodes
+        )
+        for identifier in device.identifiers
+    )
+
+
+async def _async_reload_on_change(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> None:
+    """Apply new options or a new folder (Home Assistant 2025.4 has no OptionsFlowWithReload)."""
+    await hass.config_entries.async_reload(entry.entry_id)

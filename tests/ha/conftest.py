@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
 from pathlib import Path
 import shlex
 import sys
 
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
+from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
+from custom_components.esphome_pipeline.engine.events import JobEvent
+from tests.fakes import FakeEsphome
 
 FAKE_ESPHOME = Path(__file__).parents[1] / "fakes" / "fake_esphome.py"
 
@@ -18,9 +26,21 @@ def fake_cli_command() -> str:
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> Iterator[None]:
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration from custom_components/."""
-    return
+
+
+@pytest.fixture(autouse=True)
+def fresh_platform_modules() -> None:
+    """Make Home Assistant import the platforms in its executor in every test.
+
+    Home Assistant imports a platform module already in `sys.modules` inside the event loop,
+    which the suite's blocking-call guard (tests/conftest.py) reports as a blocking import. A
+    real Home Assistant imports each platform once, in the executor, so forgetting the modules
+    between tests reproduces what production does.
+    """
+    for platform in ("button", "sensor", "update", "diagnostics"):
+        sys.modules.pop(f"custom_components.esphome_pipeline.{platform}", None)
 
 
 @pytest.fixture
@@ -35,3 +55,63 @@ def config_dir(tmp_path: Path) -> Path:
 def esphome_command() -> str:
     """Return the fake ESPHome CLI's command line."""
     return fake_cli_command()
+
+
+@pytest.fixture
+def fake(config_dir: Path) -> FakeEsphome:
+    """Return the fake ESPHome CLI's handle on the config folder."""
+    return FakeEsphome(config_dir)
+
+
+@pytest.fixture
+def entry(config_dir: Path, esphome_command: str) -> MockConfigEntry:
+    """Return an entry for the folder that runs the fake CLI (not yet added)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="ESPHome Pipeline (esphome)",
+        unique_id=str(config_dir),
+        data={CONF_CONFIG_DIR: str(config_dir)},
+        options={CONF_ESPHOME_COMMAND: esphome_command},
+        entry_id="01TESTENTRY",
+    )
+
+
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Add the entry and set it up; fail unless it loaded."""
+    if (
+        entry.state is ConfigEntryState.NOT_LOADED
+        and hass.config_entries.async_get_entry(entry.entry_id) is None
+    ):
+        entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+def coordinator_of(entry: MockConfigEntry) -> PipelineCoordinator:
+    """Return the loaded entry's coordinator."""
+    coordinator: PipelineCoordinator = entry.runtime_data.coordinator
+    return coordinator
+
+
+async def wait_for_status(
+    hass: HomeAssistant, entry: MockConfigEntry, job_id: str, *statuses: str
+) -> dict[str, object]:
+    """Wait (on engine events, not on time) until a job reaches one of `statuses`."""
+    engine = coordinator_of(entry).engine
+    job = engine.get(job_id)
+    assert job is not None
+    if str(job.status) in statuses:
+        return job.public_dict()
+    reached: asyncio.Future[dict[str, object]] = hass.loop.create_future()
+
+    def listener(event: JobEvent) -> None:
+        if event.job.job_id == job_id and str(event.job.status) in statuses and not reached.done():
+            reached.set_result(event.job.public_dict())
+
+    unsubscribe = engine.subscribe(listener)
+    try:
+        async with asyncio.timeout(60):
+            return await reached
+    finally:
+        unsubscribe()

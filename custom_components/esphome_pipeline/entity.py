@@ -1,0 +1,103 @@
+"""Base entities: one per configuration device and one for the entry's hub device.
+
+Entities of a configuration appear when its file appears (`async_add_configuration_entities`
+adds them on every snapshot that brings a new configuration) and go away with its device.
+They are available while the engine's lanes run and the configuration exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN
+from .coordinator import ConfigurationState, PipelineCoordinator, device_identifier
+
+
+class PipelineEntity(CoordinatorEntity[PipelineCoordinator]):
+    """Common base: named by translation, available while the engine runs."""
+
+    _attr_has_entity_name = True
+
+    @property
+    def available(self) -> bool:
+        """Return True while the lanes run."""
+        return super().available and self.coordinator.data.engine_running
+
+
+class HubEntity(PipelineEntity):
+    """An entity of the entry's hub device (the queue itself)."""
+
+    def __init__(self, coordinator: PipelineCoordinator, key: str) -> None:
+        """Bind to the hub device."""
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        self._attr_translation_key = key
+        self._attr_unique_id = f"{entry.entry_id}_{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="ESPHome Pipeline",
+            model="Firmware job queue",
+            sw_version=f"ESPHome {coordinator.esphome_version}",
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+
+class ConfigurationEntity(PipelineEntity):
+    """An entity of one configuration's device."""
+
+    def __init__(self, coordinator: PipelineCoordinator, configuration: str, key: str) -> None:
+        """Bind to the configuration's device."""
+        super().__init__(coordinator)
+        entry_id = coordinator.config_entry.entry_id
+        node = coordinator.nodes[configuration]
+        self.configuration = configuration
+        self._attr_translation_key = key
+        self._attr_unique_id = f"{entry_id}_{configuration}_{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={device_identifier(entry_id, configuration)},
+            name=node.display_name,
+            manufacturer="ESPHome",
+            model=node.platform,
+            via_device=(DOMAIN, entry_id),
+        )
+
+    @property
+    def state_of_configuration(self) -> ConfigurationState | None:
+        """Return this configuration's part of the snapshot (None once its file is gone)."""
+        return self.coordinator.data.configurations.get(self.configuration)
+
+    @property
+    def available(self) -> bool:
+        """Return True while the engine runs and the configuration exists."""
+        return super().available and self.state_of_configuration is not None
+
+
+def async_add_configuration_entities(
+    coordinator: PipelineCoordinator,
+    entry: ConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    factory: Callable[[PipelineCoordinator, str], Iterable[Entity]],
+) -> None:
+    """Add `factory`'s entities for every configuration now and for each new one later."""
+    known: set[str] = set()
+
+    @callback
+    def add_new() -> None:
+        current = set(coordinator.data.configurations)
+        # Forget removed ones, so a file that comes back gets its entities again.
+        known.intersection_update(current)
+        new = sorted(current - known)
+        if new:
+            known.update(new)
+            async_add_entities([entity for name in new for entity in factory(coordinator, name)])
+
+    add_new()
+    entry.async_on_unload(coordinator.async_add_listener(add_new))

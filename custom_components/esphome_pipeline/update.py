@@ -1,0 +1,78 @@
+"""The `firmware` update entity of each configuration.
+
+`latest_version` is the configuration's current fingerprint (what it would build now),
+`installed_version` the fingerprint of its last successful install, so an edited
+configuration shows "update available". Install queues an install chain over OTA, exactly as
+the `install` action does. `update_percentage` = compile progress x 0.8 + upload progress
+x 0.2 (see coordinator.COMPILE_SHARE).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.update import UpdateDeviceClass, UpdateEntity, UpdateEntityFeature
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
+from .entity import ConfigurationEntity, async_add_configuration_entities
+from .services import engine_errors
+
+# Installing only queues a job; the engine serialises the real work.
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EsphomePipelineConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a firmware entity per configuration."""
+    async_add_configuration_entities(
+        entry.runtime_data.coordinator,
+        entry,
+        async_add_entities,
+        lambda coordinator, name: [FirmwareUpdateEntity(coordinator, name)],
+    )
+
+
+class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
+    """Installed build versus the build the configuration would produce now."""
+
+    _attr_device_class = UpdateDeviceClass.FIRMWARE
+    _attr_supported_features = UpdateEntityFeature.INSTALL | UpdateEntityFeature.PROGRESS
+    _attr_title = "ESPHome firmware"
+
+    def __init__(self, coordinator: PipelineCoordinator, configuration: str) -> None:
+        """Bind to the configuration."""
+        super().__init__(coordinator, configuration, "firmware")
+
+    @property
+    def installed_version(self) -> str | None:
+        """Return the fingerprint of the last successful install, if any."""
+        state = self.state_of_configuration
+        return None if state is None else state.installed
+
+    @property
+    def latest_version(self) -> str | None:
+        """Return the fingerprint of the current configuration."""
+        state = self.state_of_configuration
+        return None if state is None else state.node.fingerprint
+
+    @property
+    def in_progress(self) -> bool:
+        """Return True while this configuration's install chain is active."""
+        state = self.state_of_configuration
+        return state is not None and state.install_in_progress
+
+    @property
+    def update_percentage(self) -> int | None:
+        """Return the chain's combined percentage (None while unknown)."""
+        state = self.state_of_configuration
+        return None if state is None else state.install_percentage
+
+    async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
+        """Queue an install chain over OTA."""
+        with engine_errors():
+            await self.coordinator.async_install([self.configuration])

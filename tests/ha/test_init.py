@@ -1,0 +1,157 @@
+"""Setup, unload, reload and the queue surviving them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest.mock import patch
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.esphome_pipeline.const import CONF_ESPHOME_COMMAND, DOMAIN
+from tests.fakes import FakeEsphome
+
+from .conftest import coordinator_of, setup_entry, wait_for_status
+
+
+async def test_setup_creates_devices_and_entities(
+    hass: HomeAssistant,
+    fake: FakeEsphome,
+    entry: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Each configuration becomes a device with its entities; the hub has the lane sensors."""
+    fake.add_config("kitchen", friendly_name="Kitchen Light")
+    fake.add_config("garage")
+    await setup_entry(hass, entry)
+
+    kitchen = device_registry.async_get_device({(DOMAIN, f"{entry.entry_id}_kitchen.yaml")})
+    assert kitchen is not None
+    assert kitchen.name == "Kitchen Light"
+    hub = device_registry.async_get_device({(DOMAIN, entry.entry_id)})
+    assert hub is not None
+    assert kitchen.via_device_id == hub.id
+    unique_ids = {
+        e.unique_id for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    }
+    for key in ("firmware", "compile", "upload", "install", "clean"):
+        assert f"{entry.entry_id}_kitchen.yaml_{key}" in unique_ids
+        assert f"{entry.entry_id}_garage.yaml_{key}" in unique_ids
+    for key in ("compile_lane", "upload_lane", "queue_depth", "reset_build_env"):
+        assert f"{entry.entry_id}_{key}" in unique_ids
+    assert hass.states.get("sensor.esphome_pipeline_esphome_compile_lane").state == "idle"
+    assert hass.states.get("update.kitchen_light_firmware") is not None
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert hass.states.get("update.kitchen_light_firmware").state == "unavailable"
+
+
+async def test_folder_missing_is_not_ready(
+    hass: HomeAssistant, entry: MockConfigEntry, config_dir: Path
+) -> None:
+    """A missing folder retries later instead of failing."""
+    config_dir.rmdir()
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_cli_missing_raises_issue(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    esphome_command: str,
+) -> None:
+    """A CLI that does not answer retries later with a repair issue, cleared once it works."""
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={CONF_ESPHOME_COMMAND: "/nonexistent/esphome"}
+    )
+    await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert issue_registry.async_get_issue(DOMAIN, f"cli_unavailable_{entry.entry_id}")
+
+    hass.config_entries.async_update_entry(entry, options={CONF_ESPHOME_COMMAND: esphome_command})
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert not issue_registry.async_get_issue(DOMAIN, f"cli_unavailable_{entry.entry_id}")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_nothing_detected_raises_issue(
+    hass: HomeAssistant, entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """With no command and nothing detected, setup retries with the issue."""
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, options={})
+    with patch(
+        "custom_components.esphome_pipeline.preflight.detect_command_line", return_value=None
+    ):
+        await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    issue = issue_registry.async_get_issue(DOMAIN, f"cli_unavailable_{entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_placeholders == {"command": "(auto-detect)", "error": "cli_not_found"}
+
+
+async def test_queue_survives_reload(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """A running install stops with the entry, comes back queued and runs after setup."""
+    fake.add_config("kitchen")
+    fake.behave("kitchen.yaml", "compile", wait_for_file="go")
+    await setup_entry(hass, entry)
+    chains = await coordinator_of(entry).async_install(["kitchen.yaml"])
+    compile_id, upload_id = chains[0].compile.job_id, chains[0].upload.job_id
+    await fake.wait_for_call("start", "compile")
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert fake.calls("end", "compile")  # the process was stopped, not left behind
+
+    fake.release("go")
+    await setup_entry(hass, entry)
+    engine = coordinator_of(entry).engine
+    assert engine.get(compile_id) is not None
+    done = await wait_for_status(hass, entry, upload_id, "completed", "failed", "cancelled")
+    assert done["status"] == "completed"
+    assert [record["configuration"] for record in fake.flashed()] == ["kitchen.yaml"]
+    state = hass.states.get("update.kitchen_firmware")
+    assert state.attributes["installed_version"] == state.attributes["latest_version"]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_options_change_reloads(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, esphome_command: str
+) -> None:
+    """Changing options reloads the entry with the new lane sizes."""
+    await setup_entry(hass, entry)
+    first = coordinator_of(entry)
+    hass.config_entries.async_update_entry(
+        entry, options={CONF_ESPHOME_COMMAND: esphome_command, "upload_slots": 2}
+    )
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert coordinator_of(entry) is not first
+    assert coordinator_of(entry).engine.upload_slots == 2
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_remove_entry_deletes_store(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, hass_storage: dict
+) -> None:
+    """Removing the entry deletes its stored jobs."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    await coordinator_of(entry).engine.compile(["kitchen.yaml"])
+    await coordinator_of(entry).engine.flush()
+    assert f"{DOMAIN}.{entry.entry_id}" in hass_storage
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert f"{DOMAIN}.{entry.entry_id}" not in hass_storage
