@@ -321,12 +321,12 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     @callback
     def _on_engine_done(self, task: asyncio.Task[None]) -> None:
         self._engine_running = False
-        if not task.cancelled() and task.exception() is not None:
-            _LOGGER.error("The firmware engine stopped: %s", task.exception())
-        elif not self._stopping:  # pragma: no cover - run() only returns after stop()
-            _LOGGER.error("The firmware engine stopped unexpectedly")
-        if not self._stopping:
-            self.async_set_updated_data(self._snapshot())
+        if self._stopping:
+            return
+        # The lanes ended without an unload: say so once; entities turn unavailable.
+        error = None if task.cancelled() else task.exception()
+        _LOGGER.error("The firmware engine stopped unexpectedly: %s", error or "cancelled")
+        self.async_set_updated_data(self._snapshot())
 
     # ---------------------------------------------------------------------- snapshots
 
