@@ -1,0 +1,107 @@
+"""Bulk install through Home Assistant versus one device at a time, on real ESPHome devices.
+
+Both variants do the same work on the same demo `host:` devices, in the same run, after the
+same clean (`esphome clean` of every configuration before each variant, so every compile is a
+cold build):
+
+- sequential: for each device, `esphome compile <yaml>` then `esphome upload <yaml> --device
+  127.0.0.1`, one after the other, as `esphome run` does;
+- pipeline: one `esphome_pipeline.install` action (`force: true`, so nothing is skipped) on a
+  real Home Assistant, timed from the call until every job of it has finished (events).
+
+Prints both wall times and the ratio; exits 1 when the pipeline is not faster, 2 when a job of
+the pipeline did not complete. Run it with `.venv/bin/python benchmarks/real_bulk.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):
+    # Run as a script: make the repository root importable for `script.devkit`.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from script.devkit.api import DOMAIN, JOB_EVENT, connect
+from script.devkit.demo import esphome
+from script.devkit.site import Site
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+JOB_GUARD = 1800.0
+"""Failure guard (seconds) for the pipeline run; never reached by a working pipeline."""
+
+
+def clean_all(site: Site) -> None:
+    """`esphome clean` every configuration: the next compile of each is cold."""
+    for configuration in site.configurations():
+        esphome("clean", str(site.folder / configuration))
+
+
+def run_sequential(site: Site) -> float:
+    """Compile then upload each device in turn with the real CLI; return the wall time."""
+    started = time.perf_counter()
+    for configuration in site.configurations():
+        yaml = str(site.folder / configuration)
+        esphome("compile", yaml)
+        esphome("upload", yaml, "--device", "127.0.0.1")
+    return time.perf_counter() - started
+
+
+async def run_pipeline(site: Site) -> tuple[float, list[str]]:
+    """Install every device through Home Assistant; return the wall time and failed jobs."""
+    async with connect(site.base_url, site.token) as ws:
+        events = await ws.subscribe_events(JOB_EVENT)
+        latest: dict[str, str] = {}
+        started = time.perf_counter()
+        response = await ws.call_service(
+            DOMAIN,
+            "install",
+            {"configuration": site.configurations(), "force": True},
+            return_response=True,
+        )
+        ids = [
+            job_id
+            for chain in response["jobs"]
+            for job_id in (chain["compile_job_id"], chain["upload_job_id"])
+        ]
+        async with asyncio.timeout(JOB_GUARD):
+            while not all(latest.get(job_id) in TERMINAL for job_id in ids):
+                data = (await events.get())["data"]
+                latest[data["job_id"]] = data["status"]
+        elapsed = time.perf_counter() - started
+    return elapsed, [job_id for job_id in ids if latest[job_id] != "completed"]
+
+
+def main() -> int:
+    """Set up a throw-away site, time both variants, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=4, help="demo devices (1-6)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="real-bulk-") as scratch:
+        print(f"Preparing {args.devices} demo devices (cold compiles) ...", flush=True)
+        site = Site.prepare(Path(scratch), device_count=args.devices)
+        try:
+            site.start()
+            clean_all(site)
+            sequential = run_sequential(site)
+            print(f"sequential (compile + upload, one device at a time): {sequential:.1f} s")
+            clean_all(site)
+            pipeline, failed = asyncio.run(run_pipeline(site))
+            print(f"pipeline (one bulk install through Home Assistant):  {pipeline:.1f} s")
+        finally:
+            site.stop()
+    if failed:
+        print(f"pipeline jobs did not complete: {failed}")
+        return 2
+    print(
+        f"ratio pipeline / sequential: {pipeline / sequential:.2f} ({sequential / pipeline:.2f}x)"
+    )
+    return 0 if pipeline < sequential else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
