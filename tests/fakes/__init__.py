@@ -32,14 +32,21 @@ CONFIG_DIR_ENV = "FAKE_ESPHOME_CONFIG_DIR"
 """Where `version` (which has no configuration) reads behaviour and logs calls."""
 
 
+FAKE_COMMAND: tuple[str, ...] = (sys.executable, "-S", str(FAKE_ESPHOME_SCRIPT))
+"""The fake's argv prefix. `-S` skips site-packages: the fake needs only the standard
+library, starts faster, and pytest-cov's start-up hook does not run in it (a child measured
+without the project's coverage settings breaks `--cov` with "Can't combine statement
+coverage data with branch data")."""
+
+
 def fake_command_line() -> str:
     """Return the shell-quoted command line that runs the fake CLI."""
-    return shlex.join([sys.executable, str(FAKE_ESPHOME_SCRIPT)])
+    return shlex.join(FAKE_COMMAND)
 
 
 def fake_cli() -> EsphomeCli:
     """Return an EsphomeCli that runs the fake."""
-    return EsphomeCli((sys.executable, str(FAKE_ESPHOME_SCRIPT)))
+    return EsphomeCli(FAKE_COMMAND)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
 """A fake ESPHome CLI for tests: a real process that behaves like `esphome` without building.
 
-Run it as `[sys.executable, fake_esphome.py, ...]`. Standard library only, so it runs on any
-Python. It accepts the subcommands and options the engine may pass to the real CLI
-(`[--dashboard] version | config <yaml> | compile <yaml> | upload <yaml> [--device P]
-[--file BIN] | clean <yaml> | clean-all <dir>...`) and rejects anything else with exit 2, so a
-test fails when the engine passes an option the real CLI would refuse.
+Run it as `[sys.executable, "-S", fake_esphome.py, ...]`. Standard library only, so it runs
+on any Python, without site-packages. It accepts the subcommands and options the engine may
+pass to the real CLI (`[--dashboard] version | config <yaml> | compile <yaml> |
+upload <yaml> [--device P] [--file BIN] | clean <yaml> | clean-all <dir>...`) and rejects
+anything else with exit 2, so a test fails when the engine passes an option the real CLI
+would refuse.
 
 Outputs land where ESPHome puts them, under `<config_dir>/.esphome`:
 
@@ -360,7 +361,7 @@ def spawn_grandchild(inv: Invocation) -> None:
         + f"time.sleep({GRANDCHILD_SLEEP})\n"
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, "-S", "-c", code],
         stdin=subprocess.DEVNULL,
         process_group=0 if inv.behaviour.get("grandchild_own_group") else None,
     )

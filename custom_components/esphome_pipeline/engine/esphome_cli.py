@@ -18,7 +18,7 @@ import re
 import shlex
 import shutil
 import sys
-from typing import Final
+from typing import Final, assert_never
 
 from .errors import EngineError, InvalidConfigurationError, InvalidPortError, InvalidRequestError
 from .models import Job, JobType
@@ -95,6 +95,8 @@ class EsphomeCli:
                 return [*self.command, "clean", str(config_dir / job.configuration)]
             case JobType.RESET_BUILD_ENV:
                 return [*self.command, "clean-all", str(config_dir)]
+            case _:  # pragma: no cover - every JobType is handled above
+                assert_never(job.job_type)
 
     def version_argv(self) -> list[str]:
         """Return the argv of `esphome version`."""

@@ -21,9 +21,11 @@ MAX_LINE_LENGTH: Final = 16_384
 (a dot-printing progress bar) cannot grow memory without bound."""
 
 _NEWLINE: Final = re.compile(r"\r\n|\r|\n")
-# CSI sequences (colours, cursor moves), OSC sequences (titles, links) and two-byte escapes.
+# CSI sequences (colours, cursor moves), OSC sequences (titles, links), character set
+# selection (`ESC ( B`, which tput sgr0 emits) and two-byte escapes.
 _ANSI: Final = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[()*+][0-9A-Za-z]"
+    r"|\x1b[@-Z\\-_]"
 )
 # Control characters other than tab that survive escape removal (backspace, bell, stray ESC).
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -26,7 +26,7 @@ import logging
 import os
 from pathlib import Path
 import signal
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from .models import ProcessRecord
 from .output import LineSplitter
@@ -237,29 +237,33 @@ class JobProcess:
             for text, replaces_previous in lines:
                 on_line(text, replaces_previous)
 
+        loop = asyncio.get_running_loop()
         exited = asyncio.ensure_future(self._process.wait())
         read: asyncio.Future[bytes] | None = None
+        drain_until: float | None = None
+        watched: set[asyncio.Future[Any]]
         try:
             while True:
-                read = asyncio.ensure_future(self._reader.read(READ_CHUNK))
-                await asyncio.wait({read, exited}, return_when=asyncio.FIRST_COMPLETED)
+                if read is None:
+                    read = asyncio.ensure_future(self._reader.read(READ_CHUNK))
+                if drain_until is None:
+                    watched = {read, exited}
+                    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                    if exited.done():
+                        # The leader is gone, but a grandchild may still hold the pipe open:
+                        # keep reading what is buffered or arrives soon, not for ever.
+                        drain_until = loop.time() + DRAIN_AFTER_EXIT
+                else:
+                    await asyncio.wait({read}, timeout=max(drain_until - loop.time(), 0.0))
+                    if not read.done():
+                        break
                 if not read.done():
-                    break
+                    continue
                 data = read.result()
                 read = None
                 if not data:
                     break
                 deliver(splitter.feed(data))
-            if read is not None:
-                # The leader is gone and the pipe is still open: drain what is buffered or
-                # arrives soon, but never wait on a grandchild that keeps the pipe open.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(DRAIN_AFTER_EXIT):
-                        data = await read
-                        read = None
-                        while data:
-                            deliver(splitter.feed(data))
-                            data = await self._reader.read(READ_CHUNK)
             deliver(splitter.flush())
             exit_code = await exited
         finally:
@@ -281,8 +285,8 @@ class JobProcess:
         """
         async with self._terminate_lock:
             stopped = await _stop_session(self.record.pid, grace)
-            if stopped and self._process.returncode is None:
-                # The leader is dead; let asyncio reap it so `returncode` is set.
+            if stopped:
+                # The leader is dead; make sure asyncio reaped it so `returncode` is set.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(KILL_CONFIRM_TIMEOUT):
                         await self._process.wait()
