@@ -1,0 +1,201 @@
+"""Devices following the files, repair issues, rescans and progress pushes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from unittest.mock import patch
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.esphome_pipeline.const import DOMAIN, RESCAN_INTERVAL
+from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from tests.fakes import FakeEsphome
+
+from .conftest import coordinator_of, setup_entry, wait_for_status
+
+
+def _device(
+    hass: HomeAssistant, entry: MockConfigEntry, configuration: str
+) -> dr.DeviceEntry | None:
+    return dr.async_get(hass).async_get_device({(DOMAIN, f"{entry.entry_id}_{configuration}")})
+
+
+async def test_devices_follow_files(
+    hass: HomeAssistant,
+    fake: FakeEsphome,
+    entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """New files add devices, renamed nodes rename them, removed files remove them."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    assert _device(hass, entry, "garage.yaml") is None
+
+    fake.add_config("garage", friendly_name="Garage Door")
+    async_fire_time_changed(hass, dt_util.utcnow() + RESCAN_INTERVAL)
+    await hass.async_block_till_done()
+    garage = _device(hass, entry, "garage.yaml")
+    assert garage is not None
+    assert garage.name == "Garage Door"
+    assert hass.states.get("update.garage_door_firmware") is not None
+
+    fake.add_config("garage", friendly_name="Big Garage Door")
+    await coordinator_of(entry).async_rescan()
+    await hass.async_block_till_done()
+    garage = _device(hass, entry, "garage.yaml")
+    assert garage is not None
+    assert garage.name == "Big Garage Door"
+
+    (fake.config_dir / "garage.yaml").unlink()
+    await coordinator_of(entry).async_rescan()
+    await hass.async_block_till_done()
+    assert _device(hass, entry, "garage.yaml") is None
+    assert entity_registry.async_get("update.garage_door_firmware") is None
+    assert hass.states.get("update.garage_door_firmware") is None
+
+    # The file comes back: so do its device and entities.
+    fake.add_config("garage", friendly_name="Garage Door")
+    await coordinator_of(entry).async_rescan()
+    await hass.async_block_till_done()
+    assert _device(hass, entry, "garage.yaml") is not None
+    assert hass.states.get("update.garage_door_firmware").state != "unavailable"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_unreadable_configuration_issue(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A file that fails to parse raises an issue (and is skipped); fixing it clears the issue."""
+    fake.add_config("kitchen")
+    (fake.config_dir / "broken.yaml").write_text("esphome: [\n")
+    await setup_entry(hass, entry)
+    issue_id = f"unreadable_{entry.entry_id}_broken.yaml"
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "unreadable_configuration"
+    assert issue.is_fixable is False
+    assert _device(hass, entry, "broken.yaml") is None
+
+    fake.add_config("broken")
+    await coordinator_of(entry).async_rescan()
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert _device(hass, entry, "broken.yaml") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_folder_vanishing_keeps_state(
+    hass: HomeAssistant,
+    fake: FakeEsphome,
+    entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A scan that cannot list the folder keeps the devices and logs a warning."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    with patch(
+        "custom_components.esphome_pipeline.coordinator.scan_config_dir",
+        side_effect=PermissionError("denied"),
+    ):
+        await coordinator_of(entry).async_rescan()
+    assert "Cannot scan" in caplog.text
+    assert _device(hass, entry, "kitchen.yaml") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_remove_config_entry_device(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """A device can be removed by the user only once its file is gone; never the hub."""
+    assert await async_setup_component(hass, "config", {})
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    from custom_components.esphome_pipeline import async_remove_config_entry_device
+
+    kitchen = _device(hass, entry, "kitchen.yaml")
+    hub = dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)})
+    assert kitchen is not None
+    assert hub is not None
+    assert not await async_remove_config_entry_device(hass, entry, kitchen)
+    assert not await async_remove_config_entry_device(hass, entry, hub)
+    (fake.config_dir / "kitchen.yaml").unlink()
+    with patch.object(coordinator_of(entry), "_apply_scan"):
+        await coordinator_of(entry).async_rescan()
+    coordinator_of(entry)._nodes.clear()
+    assert await async_remove_config_entry_device(hass, entry, kitchen)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_progress_pushes_only_changes(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """Output lines push nothing; a progress event pushes only when the value changed."""
+    fake.add_config("kitchen")
+    fake.behave("default", "compile", wait_for_file="go")
+    await setup_entry(hass, entry)
+    coordinator = coordinator_of(entry)
+    job = (await coordinator.engine.compile(["kitchen.yaml"]))[0]
+    await hass.async_block_till_done()
+    pushes: list[None] = []
+    unsubscribe = coordinator.async_add_listener(lambda: pushes.append(None))
+
+    coordinator._on_job_event(JobEvent(EventKind.OUTPUT, job, "line"))
+    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))  # unchanged (None)
+    await hass.async_block_till_done()
+    assert pushes == []
+    job.progress = 42
+    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))
+    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))  # same loop turn: coalesced
+    await hass.async_block_till_done()
+    assert len(pushes) == 1
+    job.progress = None
+    unsubscribe()
+    fake.release("go")
+    await wait_for_status(hass, entry, job.job_id, "completed")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_plain_upload_records_last_build(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    """An upload without a label installs the fingerprint of the last completed compile."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    coordinator = coordinator_of(entry)
+    compile_job = (await coordinator.async_compile(["kitchen.yaml"], force=False))[0]
+    await wait_for_status(hass, entry, compile_job.job_id, "completed")
+    upload_job = (await coordinator.async_upload(["kitchen.yaml"], port="OTA"))[0]
+    assert upload_job.fingerprint is None
+    await wait_for_status(hass, entry, upload_job.job_id, "completed")
+    await hass.async_block_till_done()
+    fingerprint = coordinator.nodes["kitchen.yaml"].fingerprint
+    assert coordinator.store.installed == {"kitchen.yaml": fingerprint}
+
+    # After a reload the last build is still known from the restored history.
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = coordinator_of(entry)
+    upload_job = (await coordinator.async_upload(["kitchen.yaml"], port="OTA"))[0]
+    await wait_for_status(hass, entry, upload_job.job_id, "completed")
+    await hass.async_block_till_done()
+    assert coordinator.store.installed == {"kitchen.yaml": fingerprint}
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_rescan_timer_stops_on_unload(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """After unload the timer no longer scans."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    with patch("custom_components.esphome_pipeline.coordinator.scan_config_dir") as scan:
+        async_fire_time_changed(hass, dt_util.utcnow() + RESCAN_INTERVAL + timedelta(seconds=1))
+        await hass.async_block_till_done()
+    scan.assert_not_called()
