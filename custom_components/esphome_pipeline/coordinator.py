@@ -144,6 +144,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         self._engine_running = False
         self._unsubscribe: Callable[[], None] | None = None
         self._stopping = False
+        self._scan_failing = False
 
     @property
     def nodes(self) -> Mapping[str, NodeInfo]:
@@ -193,6 +194,9 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        # Nothing watches the files once unloaded: their issues go (a setup raises them again).
+        for configuration in self._unreadable:
+            async_clear_unreadable(self.hass, self.config_entry.entry_id, configuration)
         await self.engine.stop()
 
     # ------------------------------------------------------------------ configurations
@@ -206,8 +210,13 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
                 )
             except OSError as err:
                 # The folder vanished or became unreadable: keep what we know, say it once.
-                _LOGGER.warning("Cannot scan %s: %s", self.config_dir, err)
+                if not self._scan_failing:
+                    _LOGGER.warning("Cannot scan %s: %s", self.config_dir, err)
+                self._scan_failing = True
                 return
+            if self._scan_failing:
+                _LOGGER.info("%s can be scanned again", self.config_dir)
+                self._scan_failing = False
             self._apply_scan(result)
 
     @callback

@@ -67,9 +67,7 @@ async def async_get_device_diagnostics(
         data = {
             "configuration": configuration,
             **_configuration(coordinator, configuration),
-            "jobs": [
-                _job(job) for job in coordinator.engine.jobs(configurations={configuration})
-            ],
+            "jobs": [_job(job) for job in coordinator.engine.jobs(configurations={configuration})],
         }
     return {key: _redact(item, secrets) for key, item in data.items()}
 

@@ -87,7 +87,14 @@ async def test_unreadable_configuration_issue(
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
     assert _device(hass, entry, "broken.yaml") is not None
+
+    # Broken again, then unloaded: the issue does not outlive the entry.
+    (fake.config_dir / "broken.yaml").write_text("esphome: [\n")
+    await coordinator_of(entry).async_rescan()
+    await coordinator_of(entry).async_rescan()  # same error: raised once, not refreshed
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
     assert await hass.config_entries.async_unload(entry.entry_id)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_folder_vanishing_keeps_state(
@@ -104,8 +111,11 @@ async def test_folder_vanishing_keeps_state(
         side_effect=PermissionError("denied"),
     ):
         await coordinator_of(entry).async_rescan()
-    assert "Cannot scan" in caplog.text
+        await coordinator_of(entry).async_rescan()
+    assert caplog.text.count("Cannot scan") == 1  # said once, not at every scan
     assert _device(hass, entry, "kitchen.yaml") is not None
+    await coordinator_of(entry).async_rescan()
+    assert "can be scanned again" in caplog.text
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
