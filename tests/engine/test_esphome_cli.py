@@ -203,6 +203,12 @@ async def test_probe_version_of_fake() -> None:
     assert await probe_version(fake_cli()) == FAKE_VERSION
 
 
+async def test_probe_version_runs_in_given_folder(version_fake: FakeEsphome) -> None:
+    """`cwd` chooses the folder the probe runs in."""
+    assert await probe_version(fake_cli(), cwd=version_fake.config_dir) == FAKE_VERSION
+    assert version_fake.calls("start", "version")[0]["cwd"] == str(version_fake.config_dir)
+
+
 @pytest.fixture
 def version_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeEsphome:
     """A fake whose `version` behaviour tests can set."""

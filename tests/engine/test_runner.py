@@ -347,7 +347,9 @@ async def test_terminate_reports_failure_when_tree_survives(
     real_signal_session = runner._signal_session
     # Signals go nowhere: the process stays, as one stuck in uninterruptible sleep would.
     monkeypatch.setattr(
-        runner, "_signal_session", lambda session, _signum: runner._session_members(session)
+        runner,
+        "_signal_session",
+        lambda session, _signum, started_after=0: runner._session_members(session, started_after),
     )
     monkeypatch.setattr(runner, "KILL_CONFIRM_TIMEOUT", 0.1)
     assert await process.terminate(0) is False
@@ -398,6 +400,34 @@ async def test_reap_leftovers_after_leader_exited(tmp_path: Path) -> None:
     record = ProcessRecord(pid=leader.pid, start_time=12345)
     assert await reap_leftovers(record, SHORT_GRACE) is True
     assert await session_alive(leader.pid) == []
+
+
+async def test_reap_leftovers_ignores_processes_older_than_the_leader(tmp_path: Path) -> None:
+    """With the leader gone, a process of that session id that started before the recorded
+    leader cannot be ours (a session after a reboot, say) and is left alone."""
+    leader = await in_executor(
+        spawn_detached,
+        """
+        import subprocess, sys
+        child = subprocess.Popen(
+            [sys.executable, "-S", "-c", "import time; time.sleep(600)"],
+            stdout=subprocess.DEVNULL,
+        )
+        print(child.pid)
+        """,
+    )
+    assert leader.stdout is not None
+    orphan = int(await in_executor(leader.stdout.readline))
+    await in_executor(leader.wait)
+    leader.stdout.close()
+    stat = await in_executor(runner._read_stat, orphan)
+    assert stat is not None
+    later = ProcessRecord(pid=leader.pid, start_time=stat.start_time + 1)
+    assert await reap_leftovers(later, SHORT_GRACE) is True
+    assert await in_executor(pid_alive, orphan)
+    ours = ProcessRecord(pid=leader.pid, start_time=stat.start_time)
+    assert await reap_leftovers(ours, SHORT_GRACE) is True
+    assert not await in_executor(pid_alive, orphan)
 
 
 async def test_reap_leftovers_guards_pid_reuse(tmp_path: Path) -> None:

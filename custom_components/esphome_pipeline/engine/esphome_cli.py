@@ -193,8 +193,13 @@ def validate_port(port: str) -> str:
     return value
 
 
-async def probe_version(cli: EsphomeCli, *, timeout: float = 15.0) -> str:  # noqa: ASYNC109
-    """Run `<command> version` and return the version it prints (e.g. "2026.10.0").
+async def probe_version(
+    cli: EsphomeCli,
+    *,
+    timeout: float = 15.0,  # noqa: ASYNC109 - a probe with a deadline is its whole point
+    cwd: Path | None = None,
+) -> str:
+    """Run `<command> version` in `cwd` (default: home) and return the version it prints.
 
     Raises EsphomeCliError when the CLI cannot start, times out (its process tree is killed),
     exits non-zero or prints no `Version:` line.
@@ -209,7 +214,9 @@ async def probe_version(cli: EsphomeCli, *, timeout: float = 15.0) -> str:  # no
             lines.append(text)
 
     try:
-        process = await JobProcess.start(cli.version_argv(), cwd=Path.home(), env=cli.environment())
+        process = await JobProcess.start(
+            cli.version_argv(), cwd=cwd or Path.home(), env=cli.environment()
+        )
     except OSError as err:
         raise EsphomeCliError(
             f"Cannot run {command}: {err}", command=command, reason=str(err)

@@ -80,22 +80,32 @@ def _read_stat(pid: int) -> _ProcStat | None:
         return None
 
 
-def _session_members(session: int) -> list[int]:
-    """Return the pids of live (non-zombie) processes in `session` (blocking)."""
+def _session_members(session: int, started_after: int = 0) -> list[int]:
+    """Return the pids of live (non-zombie) processes in `session` (blocking).
+
+    Only processes started at or after `started_after` (kernel ticks) count: every process
+    of a job's session was forked after its leader started, so anything older belongs to
+    another session that happens to carry the same id (after a reboot, say).
+    """
     members: list[int] = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         stat = _read_stat(int(entry.name))
-        if stat is not None and stat.alive and stat.session == session:
+        if (
+            stat is not None
+            and stat.alive
+            and stat.session == session
+            and stat.start_time >= started_after
+        ):
             members.append(int(entry.name))
     return members
 
 
-def _signal_session(session: int, signum: int) -> list[int]:
+def _signal_session(session: int, signum: int, started_after: int = 0) -> list[int]:
     """Send `signum` to every live process of `session`; return the pids signalled (blocking)."""
     signalled: list[int] = []
-    for pid in _session_members(session):
+    for pid in _session_members(session, started_after):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
             signalled.append(pid)
@@ -106,7 +116,7 @@ async def _in_executor[T](func: Callable[..., T], *args: object) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
-async def _wait_session_gone(session: int, limit: float, *, resend: int | None) -> bool:
+async def _wait_session_gone(record: ProcessRecord, limit: float, *, resend: int | None) -> bool:
     """Poll until no process of `session` lives; True on success, False at the deadline.
 
     With `resend`, every poll signals the processes still present again (after SIGKILL a
@@ -116,28 +126,29 @@ async def _wait_session_gone(session: int, limit: float, *, resend: int | None) 
     deadline = loop.time() + limit
     while True:
         if resend is None:
-            remaining = await _in_executor(_session_members, session)
+            remaining = await _in_executor(_session_members, record.pid, record.start_time)
         else:
-            remaining = await _in_executor(_signal_session, session, resend)
+            remaining = await _in_executor(_signal_session, record.pid, resend, record.start_time)
         if not remaining:
             return True
         if loop.time() >= deadline:
-            _LOGGER.warning("Processes %s of session %s did not exit", remaining, session)
+            _LOGGER.warning("Processes %s of session %s did not exit", remaining, record.pid)
             return False
         await asyncio.sleep(POLL_INTERVAL)
 
 
-async def _stop_session(session: int, grace: float) -> bool:
-    """SIGTERM every process of `session`, SIGKILL what is left after `grace`, confirm.
+async def _stop_session(record: ProcessRecord, grace: float) -> bool:
+    """SIGTERM every process of the record's session, SIGKILL what is left after `grace`.
 
     Returns True when no process of the session remains.
     """
-    if not await _in_executor(_signal_session, session, signal.SIGTERM):
+    session, started_after = record.pid, record.start_time
+    if not await _in_executor(_signal_session, session, signal.SIGTERM, started_after):
         return True
-    if await _wait_session_gone(session, grace, resend=None):
+    if await _wait_session_gone(record, grace, resend=None):
         return True
-    await _in_executor(_signal_session, session, signal.SIGKILL)
-    return await _wait_session_gone(session, KILL_CONFIRM_TIMEOUT, resend=signal.SIGKILL)
+    await _in_executor(_signal_session, session, signal.SIGKILL, started_after)
+    return await _wait_session_gone(record, KILL_CONFIRM_TIMEOUT, resend=signal.SIGKILL)
 
 
 class _PipeEnd:
@@ -212,7 +223,7 @@ class JobProcess:
             stat = await _in_executor(_read_stat, process.pid)
         except BaseException:
             pipe.close()
-            await _stop_session(process.pid, 0)
+            await _stop_session(ProcessRecord(pid=process.pid, start_time=0), 0)
             raise
         # A leader that exited and was reaped already has no stat; 0 marks the start time as
         # unknown, which the restore path treats as "the leader is gone".
@@ -284,7 +295,7 @@ class JobProcess:
         confirmed. Safe to call more than once, concurrently, and after the job exited.
         """
         async with self._terminate_lock:
-            stopped = await _stop_session(self.record.pid, grace)
+            stopped = await _stop_session(self.record, grace)
             if stopped:
                 # The leader is dead; make sure asyncio reaped it so `returncode` is set.
                 with contextlib.suppress(TimeoutError):
@@ -298,11 +309,11 @@ async def reap_leftovers(record: ProcessRecord, grace: float = TERMINATE_GRACE) 
 
     The session is ours when its leader still runs with the recorded start time, or when the
     leader is gone and processes still carry its session id (the kernel keeps that id from
-    being reused while they live). A live process with the leader's pid but another start time
-    means the pid was reused after our session ended: nothing is touched. Returns True when
-    no process of the session remains.
+    being reused while they live) and started no earlier than the leader did. A process with
+    the leader's pid but another start time means the pid was reused after our session ended:
+    nothing is touched. Returns True when no process of the session remains.
     """
     leader = await _in_executor(_read_stat, record.pid)
     if leader is not None and leader.start_time != record.start_time:
         return True
-    return await _stop_session(record.pid, grace)
+    return await _stop_session(record, grace)
