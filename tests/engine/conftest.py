@@ -8,7 +8,7 @@ task, thread or process outlives a test. Tests synchronise on engine events (`Ev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,7 +133,9 @@ async def wait_until_idle(engine: FirmwareEngine) -> None:
 class EngineFactory(Protocol):
     """Builds engines on the test's fake folder and store."""
 
-    async def __call__(self, *, run: bool = True, load: bool = True, **options: Any) -> FirmwareEngine:
+    async def __call__(
+        self, *, run: bool = True, load: bool = True, **options: Any
+    ) -> FirmwareEngine:
         """Build, load and (by default) run an engine."""
 
 
@@ -177,10 +179,63 @@ async def make_engine(fake: FakeEsphome, store_path: Path) -> AsyncIterator[Engi
             await task
 
 
-def run_engine(engine: FirmwareEngine) -> Callable[[], asyncio.Task[None]]:
-    """Return a starter for `engine.run()` (for tests that start lanes late)."""
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One fake process, from its `start` record to its `end` record (file positions)."""
 
-    def start() -> asyncio.Task[None]:
-        return asyncio.get_running_loop().create_task(engine.run())
+    subcommand: str
+    configuration: str | None
+    port: str | None
+    pid: int
+    argv: tuple[str, ...]
+    start: int
+    end: float
+    """Position of the `end` record; infinity when the process never wrote one (killed)."""
+    exit_code: int | None
 
-    return start
+    def overlaps(self, other: Span) -> bool:
+        """Return True when the two processes ran at the same time."""
+        return self.start < other.end and other.start < self.end
+
+
+COMPILE_LANE_SUBCOMMANDS = frozenset({"compile", "clean", "clean-all"})
+
+
+def spans(fake: FakeEsphome) -> list[Span]:
+    """Return every fake process in start order, paired by pid in the append-only call log.
+
+    The log's line order is the real order of events across processes, so comparing
+    positions proves ordering without any timing.
+    """
+    calls = fake.calls()
+    found: list[Span] = []
+    for position, call in enumerate(calls):
+        if call["event"] != "start":
+            continue
+        end_position: float = float("inf")
+        exit_code = None
+        for later, other in enumerate(calls[position + 1 :], start=position + 1):
+            if other["event"] == "end" and other["pid"] == call["pid"]:
+                end_position, exit_code = later, other["exit_code"]
+                break
+        found.append(
+            Span(
+                call["subcommand"],
+                call["configuration"],
+                call["port"],
+                call["pid"],
+                tuple(call["argv"]),
+                position,
+                end_position,
+                exit_code,
+            )
+        )
+    return found
+
+
+def max_concurrency(found: list[Span]) -> int:
+    """Return the largest number of these processes that ran at once."""
+    return max(
+        (sum(1 for other in found if other.start <= span.start < other.end) for span in found),
+        default=0,
+    )

@@ -192,6 +192,9 @@ async def execute(running: RunningJob, host: LaneHost) -> Outcome:
         await asyncio.shield(process.terminate())
         raise
     tree_dead = await running.tree_dead()
+    if not tree_dead:
+        # The process ended after all: check again whether anything of its session is left.
+        tree_dead = await process.terminate()
     if running.stop_requested():
         # A stop request wins over whatever the process reported while dying.
         return _stopped_outcome(running, tree_dead=tree_dead, exit_code=exit_code)

@@ -204,10 +204,15 @@ class FirmwareEngine:
         return jobs
 
     async def clean(self, configurations: Sequence[str]) -> list[Job]:
-        """Cancel each configuration's active jobs, then queue `clean` for it."""
+        """Cancel each configuration's active jobs, then queue `clean` for it.
+
+        Returns once the process trees of the cancelled jobs are gone (like a reset), so no
+        upload of these configurations runs any more when it returns.
+        """
         self._check_open()
         jobs = [_new_job(name, JobType.CLEAN) for name in _validated_names(configurations)]
-        self._place(jobs)
+        stopping = self._place(jobs)
+        await asyncio.gather(*(running.stop(StopReason.CANCEL) for running in stopping))
         await self.flush()
         return jobs
 
@@ -408,17 +413,22 @@ class FirmwareEngine:
         if self._stopping:
             raise EngineStoppedError("The firmware engine is stopped")
 
-    def _place(self, jobs: list[Job]) -> None:
-        """Add new jobs, superseding their configurations' other active jobs, in one step."""
+    def _place(self, jobs: list[Job]) -> list[RunningJob]:
+        """Add new jobs, superseding their configurations' other active jobs, in one step.
+
+        Returns the superseded jobs that were running: they are being terminated.
+        """
         keep = {job.job_id for job in jobs}
         events: list[JobEvent] = []
+        stopping: list[RunningJob] = []
         for configuration in dict.fromkeys(job.configuration for job in jobs):
             victims = superseded_by(self._table, configuration, keep)
-            self._cancel_now(victims, _superseded_error(configuration), events)
+            stopping += self._cancel_now(victims, _superseded_error(configuration), events)
         for job in jobs:
             self._table.add(job)
             events.append(JobEvent(EventKind.STATUS, job))
         self._commit(events)
+        return stopping
 
     def _cancel_now(
         self, jobs: Iterable[Job], error: str, events: list[JobEvent]

@@ -1,0 +1,186 @@
+"""Tests of the file store, the stored form, the restore rules and history pruning."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custom_components.esphome_pipeline.engine.models import (
+    Job,
+    JobStatus,
+    JobType,
+    ProcessRecord,
+)
+from custom_components.esphome_pipeline.engine.persistence import (
+    RESTART_MARKER,
+    STORED_TERMINAL_LINES,
+    FileJobStore,
+    prune,
+    restore,
+    stored_form,
+)
+from custom_components.esphome_pipeline.engine.state import PREREQUISITE_INCOMPLETE, lane_for
+
+NOW = "2026-11-22T00:00:00+00:00"
+
+
+def job(
+    configuration: str,
+    job_type: JobType,
+    status: JobStatus = JobStatus.QUEUED,
+    **fields: Any,
+) -> Job:
+    return Job(
+        configuration=configuration,
+        job_type=job_type,
+        lane=lane_for(job_type),
+        status=status,
+        **fields,
+    )
+
+
+async def test_file_store_round_trip(tmp_path: Path) -> None:
+    store = FileJobStore(tmp_path / "nested" / "jobs.json")
+    assert await store.load() is None
+    jobs = [stored_form(job("a.yaml", JobType.COMPILE))]
+    await store.save(jobs)
+    assert await store.load() == jobs
+    await store.save([])
+    assert await store.load() == []
+    # Only the file itself is left: the temporary file was renamed over it.
+    assert [path.name for path in (tmp_path / "nested").iterdir()] == ["jobs.json"]
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"jobs": {}}', "[1, 2]"])
+async def test_file_store_unreadable(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "jobs.json"
+    path.write_text(content, encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert await FileJobStore(path).load() is None
+    assert "job file" in caplog.text
+
+
+async def test_file_store_failed_write_keeps_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "jobs.json"
+    store = FileJobStore(path)
+    await store.save([{"old": True}])
+
+    def refuse(self: Path, target: Path) -> Path:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        await store.save([{"new": True}])
+    monkeypatch.undo()
+    assert await store.load() == [{"old": True}]
+    assert [entry.name for entry in tmp_path.iterdir()] == ["jobs.json"]
+
+
+def test_stored_form_bounds_finished_output() -> None:
+    active = job("a.yaml", JobType.COMPILE, JobStatus.RUNNING)
+    finished = job("a.yaml", JobType.COMPILE, JobStatus.FAILED)
+    for number in range(STORED_TERMINAL_LINES + 50):
+        active.output.append(f"line {number}")
+        finished.output.append(f"line {number}")
+    assert len(stored_form(active)["output"]["lines"]) == STORED_TERMINAL_LINES + 50
+    output = stored_form(finished)["output"]
+    assert len(output["lines"]) == STORED_TERMINAL_LINES
+    assert output["lines"][-1] == f"line {STORED_TERMINAL_LINES + 49}"
+    assert output["elided"] == 50
+    short = job("a.yaml", JobType.COMPILE, JobStatus.COMPLETED)
+    short.output.append("only")
+    assert stored_form(short) == short.to_dict()
+
+
+def test_restore_two_passes(caplog: pytest.LogCaptureFixture) -> None:
+    record = ProcessRecord(pid=123, start_time=456)
+    running_compile = job(
+        "a.yaml", JobType.COMPILE, JobStatus.RUNNING, started_at=NOW, progress=40, process=record
+    )
+    running_compile.output.append("half way")
+    held_upload = job("a.yaml", JobType.UPLOAD, held=True, depends_on=running_compile.job_id)
+    done_compile = job("b.yaml", JobType.COMPILE, JobStatus.COMPLETED)
+    ready_upload = job("b.yaml", JobType.UPLOAD, held=True, depends_on=done_compile.job_id)
+    failed_compile = job("c.yaml", JobType.COMPILE, JobStatus.FAILED)
+    doomed_upload = job("c.yaml", JobType.UPLOAD, held=True, depends_on=failed_compile.job_id)
+    orphan_upload = job("d.yaml", JobType.UPLOAD, held=True, depends_on="gone")
+    stray_held_clean = job("e.yaml", JobType.CLEAN, held=True)
+    entries: list[Any] = [
+        stored_form(item)
+        for item in (
+            running_compile,
+            held_upload,
+            done_compile,
+            ready_upload,
+            failed_compile,
+            doomed_upload,
+            orphan_upload,
+            stray_held_clean,
+        )
+    ]
+    entries += ["not a job", {"job_id": "x"}, stored_form(done_compile)]
+    with caplog.at_level(logging.WARNING):
+        restored = restore(entries, finished_at=NOW)
+    assert caplog.text.count("Skipping stored job") == 3
+    assert restored.leftovers == [record]
+    jobs = {item.job_id: item for item in restored.jobs}
+    assert len(jobs) == 8
+    again = jobs[running_compile.job_id]
+    assert again.status is JobStatus.QUEUED
+    assert again.started_at is None
+    assert again.progress is None
+    assert again.process is None
+    assert list(again.output.lines) == ["half way", RESTART_MARKER]
+    assert jobs[held_upload.job_id].status is JobStatus.QUEUED
+    assert jobs[held_upload.job_id].held
+    assert jobs[ready_upload.job_id].status is JobStatus.QUEUED
+    assert not jobs[ready_upload.job_id].held
+    for cancelled in (doomed_upload, orphan_upload):
+        restored_job = jobs[cancelled.job_id]
+        assert restored_job.status is JobStatus.CANCELLED
+        assert PREREQUISITE_INCOMPLETE in (restored_job.error or "")
+        assert restored_job.finished_at == NOW
+        assert not restored_job.held
+    assert not jobs[stray_held_clean.job_id].held
+    # Creation order is kept.
+    assert [item.job_id for item in restored.jobs][:2] == [
+        running_compile.job_id,
+        held_upload.job_id,
+    ]
+
+
+def test_prune_keeps_active_newest_per_kind_and_prerequisites() -> None:
+    old_a = job("a.yaml", JobType.COMPILE, JobStatus.COMPLETED)
+    needed = job("b.yaml", JobType.COMPILE, JobStatus.COMPLETED)
+    waiting = job("b.yaml", JobType.UPLOAD, depends_on=needed.job_id)
+    new_a = job("a.yaml", JobType.COMPILE, JobStatus.FAILED)
+    newer_b = job("b.yaml", JobType.COMPILE, JobStatus.COMPLETED)
+    active = job("c.yaml", JobType.CLEAN, JobStatus.RUNNING)
+    upload_a = job("a.yaml", JobType.UPLOAD, JobStatus.CANCELLED)
+    jobs = [old_a, needed, waiting, new_a, newer_b, active, upload_a]
+    # Cap 0: only what the rules protect survives.
+    assert prune(jobs, 0) == [old_a]
+    # Four finished jobs are protected; a cap of five leaves room for the older one.
+    assert prune(jobs, 4) == [old_a]
+    assert prune(jobs, 5) == []
+
+
+def test_prune_cap_drops_oldest_unprotected() -> None:
+    history = [job("a.yaml", JobType.COMPILE, JobStatus.COMPLETED) for _ in range(5)]
+    dropped = prune(history, 3)
+    assert dropped == history[:2]
+    assert prune(history, 1) == history[:4]
+
+
+def test_stored_json_is_plain(tmp_path: Path) -> None:
+    item = job("a.yaml", JobType.UPLOAD, port="/dev/ttyUSB0", fingerprint="abc")
+    text = json.dumps(stored_form(item))
+    assert Job.from_dict(json.loads(text)).to_dict() == item.to_dict()

@@ -1,0 +1,160 @@
+"""Stop, restart and crash recovery: jobs keep their ids, nothing is lost or flashed twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType, Lane
+from custom_components.esphome_pipeline.engine.persistence import RESTART_MARKER, stored_form
+from custom_components.esphome_pipeline.engine.runner import JobProcess
+from tests.fakes import FakeEsphome, fake_cli
+
+from .conftest import EngineFactory, spans, wait_for_status, wait_until_idle
+
+
+def _stored(store_path: Path) -> dict[str, dict[str, object]]:
+    data = json.loads(store_path.read_text(encoding="utf-8"))
+    return {entry["job_id"]: entry for entry in data["jobs"]}
+
+
+async def test_stop_mid_compile_then_restart_runs_the_chain_once(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    fake.add_config("a")
+    fake.add_config("b")
+    fake.behave("a.yaml", "compile", wait_for_file="compile-a")
+    first = await make_engine()
+    [chain_a, chain_b] = await first.install(["a.yaml", "b.yaml"], fingerprints={"a.yaml": "fp"})
+    [start] = await fake.wait_for_call("start", "compile")
+    assert (_running_record(store_path, chain_a.compile.job_id)) == start["pid"]
+    await first.stop()
+    await first.stop()  # idempotent
+    assert chain_a.compile.status is JobStatus.QUEUED
+    assert chain_a.compile.output.lines[-1] == RESTART_MARKER
+    stored = _stored(store_path)
+    assert stored[chain_a.compile.job_id]["status"] == "queued"
+    assert stored[chain_a.compile.job_id]["process"] is None
+    assert stored[chain_a.upload.job_id]["held"] is True
+    assert spans(fake)[0].exit_code == -15
+
+    fake.release("compile-a")
+    second = await make_engine()
+    ids = [job.job_id for job in second.jobs()]
+    assert ids == [
+        chain_a.compile.job_id,
+        chain_a.upload.job_id,
+        chain_b.compile.job_id,
+        chain_b.upload.job_id,
+    ]
+    await wait_until_idle(second)
+    assert all(job.status is JobStatus.COMPLETED for job in second.jobs())
+    restored_upload = second.get(chain_a.upload.job_id)
+    assert restored_upload is not None
+    assert restored_upload.fingerprint == "fp"
+    assert sorted(record["configuration"] for record in fake.flashed()) == ["a.yaml", "b.yaml"]
+
+
+def _running_record(store_path: Path, job_id: str) -> int:
+    entry = _stored(store_path)[job_id]
+    process = entry["process"]
+    assert isinstance(process, dict)
+    return int(process["pid"])
+
+
+async def test_stop_mid_upload_reflashes_once(
+    fake: FakeEsphome, make_engine: EngineFactory
+) -> None:
+    fake.add_config("a")
+    fake.behave("a.yaml", "upload", wait_for_file="upload-a")
+    first = await make_engine()
+    [chain] = await first.install(["a.yaml"])
+    await fake.wait_for_call("start", "upload")
+    await first.stop()
+    assert chain.upload.status is JobStatus.QUEUED
+    assert not chain.upload.held
+    fake.release("upload-a")
+    second = await make_engine()
+    upload = second.get(chain.upload.job_id)
+    assert upload is not None
+    assert not upload.held
+    await wait_for_status(second, chain.upload.job_id, JobStatus.COMPLETED)
+    assert len(fake.flashed()) == 1
+    assert [span.subcommand for span in spans(fake)] == ["compile", "upload", "upload"]
+
+
+async def test_cancelling_the_run_task_stops_like_stop(
+    fake: FakeEsphome, make_engine: EngineFactory
+) -> None:
+    fake.add_config("a")
+    fake.behave("a.yaml", "compile", wait_for_file="never")
+    engine = await make_engine(run=False)
+    task = asyncio.get_running_loop().create_task(engine.run())
+    [job] = await engine.compile(["a.yaml"])
+    [start] = await fake.wait_for_call("start", "compile")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert job.status is JobStatus.QUEUED
+    assert not Path(f"/proc/{start['pid']}").exists()
+
+
+async def test_killed_run_leaves_processes_that_restart_reaps(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    """A killed Home Assistant leaves a running job and its live process session behind."""
+    fake.add_config("a")
+    fake.behave("a.yaml", "compile", wait_for_file="compile-a")
+    job = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
+    leftover = await JobProcess.start(fake_cli().argv(job, fake.config_dir), cwd=fake.config_dir)
+    [start] = await fake.wait_for_call("start", "compile")
+    job.status = JobStatus.RUNNING
+    job.process = leftover.record
+    job.output.append("INFO Compiling...")
+    store_path.parent.mkdir(parents=True)
+    store_path.write_text(json.dumps({"version": 1, "jobs": [stored_form(job)]}), "utf-8")
+
+    engine = await make_engine(run=False)
+    # load() reaped the leftover before anything could run again.
+    assert await leftover.stream(lambda line, replaces: None) == -15
+    assert fake.calls("end")[0]["pid"] == start["pid"]
+    restored = engine.get(job.job_id)
+    assert restored is not None
+    assert restored.status is JobStatus.QUEUED
+    assert restored.process is None
+    assert list(restored.output.lines) == ["INFO Compiling...", RESTART_MARKER]
+    fake.release("compile-a")
+    runner_task = asyncio.get_running_loop().create_task(engine.run())
+    await wait_for_status(engine, job.job_id, JobStatus.COMPLETED)
+    await engine.stop()
+    await runner_task
+    compiles = [span for span in spans(fake) if span.subcommand == "compile"]
+    assert len(compiles) == 2
+    assert compiles[0].end < compiles[1].start
+
+
+async def test_restored_held_upload_follows_its_compile(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    fake.add_config("a")
+    first = await make_engine(run=False)
+    [chain] = await first.install(["a.yaml"])
+    await first.stop()
+    second = await make_engine()
+    upload = second.get(chain.upload.job_id)
+    assert upload is not None
+    assert upload.held
+    await wait_for_status(second, chain.upload.job_id, JobStatus.COMPLETED)
+    assert len(fake.flashed()) == 1
+
+
+async def test_restart_with_a_broken_store_starts_empty(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    store_path.parent.mkdir(parents=True)
+    store_path.write_text("{broken", encoding="utf-8")
+    engine = await make_engine()
+    assert engine.jobs() == []
