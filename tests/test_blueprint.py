@@ -365,6 +365,26 @@ async def test_window_can_cross_midnight(
 
 
 @pytest.mark.usefixtures("blueprint_dir")
+async def test_same_start_and_end_means_all_day(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """A window that opens and closes at the same time never blocks an install."""
+    fleet = Fleet(hass, 1)
+    install = FakeInstall(hass)
+    await _start(
+        hass,
+        freezer,
+        OUTSIDE_WINDOW,
+        update_entities=fleet.entity_ids,
+        window_start="00:00:00",
+        window_end="00:00:00",
+    )
+    fleet.set(0, "on", **UPDATE_AVAILABLE)
+    await hass.async_block_till_done()
+    assert install.device_ids == fleet.device_ids
+
+
+@pytest.mark.usefixtures("blueprint_dir")
 async def test_one_at_a_time_waits_for_each_upload_to_end(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:
