@@ -139,6 +139,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         self._baseline: dict[str, str] = {}
         self._pending_auto: dict[str, tuple[str, CALLBACK_TYPE]] = {}
         self._pushed_progress: dict[str, int | None] = {}
+        self._announced: dict[str, JobStatus] = {}
         self._push_handle: asyncio.Handle | None = None
         self._scan_lock = asyncio.Lock()
         self._engine_running = False
@@ -309,9 +310,16 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             if self._pushed_progress.get(job.job_id) != job.progress:
                 self._schedule_push()
             return
-        self.hass.bus.async_fire(EVENT_JOB, job.public_dict())
-        if job.status is JobStatus.COMPLETED:
-            self._record_success(job)
+        # The engine also reports `held` flips as status events; the HA event is promised
+        # per status change, so it fires only when the status differs from the last one sent.
+        if self._announced.get(job.job_id) is not job.status:
+            self.hass.bus.async_fire(EVENT_JOB, job.public_dict())
+            if job.is_terminal:
+                self._announced.pop(job.job_id, None)
+            else:
+                self._announced[job.job_id] = job.status
+            if job.status is JobStatus.COMPLETED:
+                self._record_success(job)
         self._schedule_push()
 
     @callback

@@ -60,3 +60,15 @@ async def test_diagnostics_redact_secrets(
     hub_data = await async_get_device_diagnostics(hass, entry, hub)
     assert set(hub_data) == {"queue"}
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_diagnostics_without_secrets_file(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """Without secrets.yaml nothing is redacted and nothing fails."""
+    fake.add_config("kitchen", friendly_name="Kitchen")
+    await setup_entry(hass, entry)
+    data = await async_get_config_entry_diagnostics(hass, entry)
+    assert data["configurations"]["kitchen.yaml"]["friendly_name"] == "Kitchen"
+    assert REDACTED not in repr(data)
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -89,10 +89,15 @@ async def test_install_button_runs_chain(
     assert update.attributes["in_progress"] is False
 
     statuses = [(event.data["job_type"], event.data["status"]) for event in events]
-    assert statuses[0] == ("compile", "queued")
-    assert ("compile", "running") in statuses
-    assert ("upload", "running") in statuses
-    assert statuses[-1] == ("upload", "completed")
+    # One event per status change: the upload's `held` flip does not repeat "queued".
+    assert statuses == [
+        ("compile", "queued"),
+        ("upload", "queued"),
+        ("compile", "running"),
+        ("compile", "completed"),
+        ("upload", "running"),
+        ("upload", "completed"),
+    ]
     assert set(events[0].data) == {
         "job_id", "configuration", "job_type", "status", "lane", "depends_on", "held",
         "source", "peer", "port", "progress", "skipped", "exit_code", "error",
@@ -201,4 +206,26 @@ async def test_entities_unavailable_when_engine_stops(
     assert hass.states.get("sensor.esphome_pipeline_esphome_queue_depth").state == (
         STATE_UNAVAILABLE
     )
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_entity_of_removed_configuration(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """An entity whose configuration left the snapshot shows idle/None and is unavailable."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    components = hass.data["entity_components"]
+    sensor = components["sensor"].get_entity("sensor.kitchen_upload")
+    update = components["update"].get_entity("update.kitchen_firmware")
+    coordinator = coordinator_of(entry)
+    coordinator._nodes.clear()
+    coordinator.async_set_updated_data(coordinator._snapshot())
+    assert sensor.native_value == "idle"
+    assert sensor.extra_state_attributes == {"job_id": None, "progress": None, "held": False}
+    assert sensor.available is False
+    assert update.installed_version is None
+    assert update.latest_version is None
+    assert update.in_progress is False
+    assert update.update_percentage is None
     assert await hass.config_entries.async_unload(entry.entry_id)

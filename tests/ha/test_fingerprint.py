@@ -99,6 +99,18 @@ esp32:
     int(node.fingerprint, 16)
 
 
+def test_substitution_loop_is_bounded(tmp_path: Path) -> None:
+    """Substitutions that refer to each other stop after a bounded number of rounds."""
+    _write(
+        tmp_path,
+        "node.yaml",
+        "substitutions:\n  a: $b\n  b: $a\nesphome:\n  name: $a\n",
+    )
+    node = read_node(tmp_path, "node.yaml", esphome_version=VERSION)
+    assert node is not None
+    assert node.name in {"$a", "$b"}
+
+
 def test_node_defaults(tmp_path: Path) -> None:
     """Without a name the file stem is used; a tagged name or an odd block falls back too."""
     _write(tmp_path, "plain.yaml", "esphome:\n  friendly_name: !secret x\nhost:\n")
@@ -207,16 +219,21 @@ d: !include_dir_named ../
 e: !include bad.yaml
 f: !include binary.yaml
 g: !secret nowhere
+h: !custom {inner: !include tagged.yaml}
 """,
     )
     _write(folder, "loop.yaml", "again: !include node.yaml\nself: !include loop.yaml\n")
     _write(folder, "bad.yaml", "x: [\n")
     (folder / "binary.yaml").write_bytes(b"\xff\xfe")
     _write(folder, "secrets.yaml", "- not a mapping\n")
+    _write(folder, "secrets.yml", "x: [\n")
     _write(folder / "sub", "secrets.yaml", "x: [\n")
+    _write(folder, "tagged.yaml", "v: 1\n")
     first = _fingerprint(folder)
     outside.write_text("x: 2\n")
     assert _fingerprint(folder) == first  # outside the folder: never read
+    _write(folder, "tagged.yaml", "v: 2\n")
+    assert _fingerprint(folder) != first  # an include inside an unknown tag still counts
 
 
 def test_fingerprint_secret_beside_including_file(tmp_path: Path) -> None:

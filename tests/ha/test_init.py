@@ -155,3 +155,23 @@ async def test_remove_entry_deletes_store(
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
     assert f"{DOMAIN}.{entry.entry_id}" not in hass_storage
+
+
+async def test_reconfigure_loaded_entry_moves_folder(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, config_dir: Path
+) -> None:
+    """Reconfiguring a loaded entry reloads it on the new folder with its devices."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    other = FakeEsphome(config_dir.parent / "other")
+    other.add_config("porch")
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"config_dir": str(other.config_dir)}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert set(coordinator_of(entry).nodes) == {"porch.yaml"}
+    assert hass.states.get("update.porch_firmware") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
