@@ -318,3 +318,25 @@ async def test_a_second_reset_ends_the_first(fake: FakeEsphome, make_engine: Eng
     assert first.status is JobStatus.CANCELLED
     await wait_for_status(engine, second.job_id, JobStatus.COMPLETED)
     assert [span.subcommand for span in spans(fake)] == ["compile", "clean-all"]
+
+
+async def test_a_tree_that_cannot_be_confirmed_dead_keeps_its_record(
+    fake: FakeEsphome, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_config("a")
+    fake.behave("a.yaml", "compile", wait_for_file="compile-a")
+    engine = await make_engine()
+    [job] = await engine.compile(["a.yaml"])
+    [start] = await fake.wait_for_call("start", "compile")
+
+    async def survives(self: runner.JobProcess, grace: float = 0) -> bool:
+        return False
+
+    monkeypatch.setattr(runner.JobProcess, "terminate", survives)
+    # cancel() cannot wait for a tree it cannot stop: it returns, the job ends with its process.
+    assert await engine.cancel(job.job_id) == [job.job_id]
+    fake.release("compile-a")
+    await wait_for_status(engine, job.job_id, JobStatus.CANCELLED)
+    # The record stays, so the next start looks for leftovers of this session.
+    assert job.process is not None
+    assert job.process.pid == start["pid"]

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType, Lane
+from custom_components.esphome_pipeline.engine import queue
+from custom_components.esphome_pipeline.engine.models import (
+    Job,
+    JobStatus,
+    JobType,
+    Lane,
+    ProcessRecord,
+)
 from custom_components.esphome_pipeline.engine.persistence import RESTART_MARKER, stored_form
 from custom_components.esphome_pipeline.engine.runner import JobProcess
 from tests.fakes import FakeEsphome, fake_cli
@@ -158,3 +166,32 @@ async def test_restart_with_a_broken_store_starts_empty(
     store_path.write_text("{broken", encoding="utf-8")
     engine = await make_engine()
     assert engine.jobs() == []
+
+
+async def test_leftovers_that_survive_are_logged(
+    fake: FakeEsphome,
+    make_engine: EngineFactory,
+    store_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job = Job(
+        configuration="a.yaml",
+        job_type=JobType.COMPILE,
+        lane=Lane.COMPILE,
+        status=JobStatus.CANCELLED,
+        process=ProcessRecord(pid=999_999_999, start_time=1),
+    )
+    store_path.parent.mkdir(parents=True)
+    store_path.write_text(json.dumps({"version": 1, "jobs": [stored_form(job)]}), "utf-8")
+
+    async def survives(record: ProcessRecord, grace: float = 0) -> bool:
+        return False
+
+    monkeypatch.setattr(queue, "reap_leftovers", survives)
+    with caplog.at_level(logging.WARNING):
+        engine = await make_engine(run=False)
+    assert "could not be stopped" in caplog.text
+    restored = engine.get(job.job_id)
+    assert restored is not None
+    assert restored.process is None

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
-from .models import Job, JobStatus, Lane
+from .models import Job, JobStatus, Lane, ProcessRecord
 from .output import ProgressTracker, indicates_failure
 from .runner import JobProcess
 
@@ -136,8 +136,8 @@ class LaneHost(Protocol):
     def environment(self) -> dict[str, str]:
         """Return the child environment."""
 
-    def process_started(self, running: RunningJob) -> None:
-        """Record the spawned process of a job (for crash safety)."""
+    def process_started(self, job: Job, record: ProcessRecord) -> None:
+        """Record the process session of a running job (for crash safety)."""
 
     def output(self, job: Job, line: str, replaces_previous: bool) -> None:
         """Add a line to a job's log."""
@@ -176,7 +176,7 @@ async def execute(running: RunningJob, host: LaneHost) -> Outcome:
             return _stopped_outcome(running, tree_dead=True, exit_code=None)
         return Outcome(status=JobStatus.FAILED, error=f"Could not start the ESPHome command: {err}")
     running.spawned(process)
-    host.process_started(running)
+    host.process_started(job, process.record)
     tracker = ProgressTracker()
 
     def on_line(line: str, replaces_previous: bool) -> None:

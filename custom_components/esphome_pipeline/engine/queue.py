@@ -22,7 +22,7 @@ from .errors import EngineStoppedError, InvalidRequestError, ResetFailedError, U
 from .esphome_cli import EsphomeCli, validate_configuration_name, validate_port
 from .events import EventHub, EventKind, JobEvent, JobListener
 from .lanes import Outcome, RunningJob, StopReason, lane_worker
-from .models import Job, JobStatus, JobType, Lane, QueueStatus, utc_now_iso
+from .models import Job, JobStatus, JobType, Lane, ProcessRecord, QueueStatus, utc_now_iso
 from .persistence import RESTART_MARKER, JobStore, prune, restore, stored_form
 from .runner import reap_leftovers
 from .state import (
@@ -375,11 +375,10 @@ class FirmwareEngine:
             self._environment = self._cli.environment()
         return self._environment
 
-    def process_started(self, running: RunningJob) -> None:
+    def process_started(self, job: Job, record: ProcessRecord) -> None:
         """Store the process session of a running job, so a restart can reap leftovers."""
-        if running.process is not None:
-            running.job.process = running.process.record
-            self._request_save()
+        job.process = record
+        self._request_save()
 
     def output(self, job: Job, line: str, replaces_previous: bool) -> None:
         """Add a line to a job's log and announce it (output alone does not trigger a save)."""
@@ -433,11 +432,12 @@ class FirmwareEngine:
     def _cancel_now(
         self, jobs: Iterable[Job], error: str, events: list[JobEvent]
     ) -> list[RunningJob]:
-        """End queued jobs now and ask running ones to stop; return the running ones."""
+        """End queued jobs now and ask running ones to stop; return the running ones.
+
+        Every caller passes active jobs only, so nothing is ended twice.
+        """
         stopping: list[RunningJob] = []
         for job in jobs:
-            if job.is_terminal:
-                continue  # already ended by an earlier step of the same cascade
             running = self._running.get(job.job_id)
             if running is None:
                 self._end(job, JobStatus.CANCELLED, error=error)

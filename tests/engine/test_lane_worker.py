@@ -1,0 +1,169 @@
+"""The lane worker and `execute` against a minimal host: stop requests at every moment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from custom_components.esphome_pipeline.engine.lanes import (
+    Outcome,
+    RunningJob,
+    StopReason,
+    execute,
+    lane_worker,
+)
+from custom_components.esphome_pipeline.engine.models import (
+    Job,
+    JobStatus,
+    JobType,
+    Lane,
+    ProcessRecord,
+)
+from custom_components.esphome_pipeline.engine.runner import JobProcess
+from tests.fakes import FakeEsphome, fake_cli
+
+
+@dataclass
+class Host:
+    """Just enough of the engine for a lane worker."""
+
+    config_dir: Path
+    pending: list[Job] = field(default_factory=list)
+    claimed: list[RunningJob] = field(default_factory=list)
+    finished: list[tuple[Job, Outcome]] = field(default_factory=list)
+    records: list[ProcessRecord] = field(default_factory=list)
+    argv_calls: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def claim(self, lane: Lane) -> RunningJob | None:
+        if not self.pending:
+            return None
+        running = RunningJob(self.pending.pop(0))
+        self.claimed.append(running)
+        return running
+
+    def argv(self, job: Job) -> list[str]:
+        self.argv_calls += 1
+        return fake_cli().argv(job, self.config_dir)
+
+    def environment(self) -> dict[str, str]:
+        return fake_cli().environment()
+
+    def process_started(self, job: Job, record: ProcessRecord) -> None:
+        self.records.append(record)
+
+    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
+        job.output.append(line, replace_last=replaces_previous)
+
+    def progress(self, job: Job, value: int) -> None:
+        job.progress = value
+
+    def finish(self, running: RunningJob, outcome: Outcome) -> None:
+        self.finished.append((running.job, outcome))
+        running.finished.set_result(None)
+        self.done.set()
+
+
+def _compile(configuration: str = "a.yaml") -> Job:
+    return Job(configuration=configuration, job_type=JobType.COMPILE, lane=Lane.COMPILE)
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [(StopReason.CANCEL, JobStatus.CANCELLED), (StopReason.SHUTDOWN, JobStatus.QUEUED)],
+)
+async def test_stop_before_spawn_starts_nothing(
+    fake: FakeEsphome, reason: StopReason, status: JobStatus
+) -> None:
+    host = Host(fake.config_dir)
+    running = RunningJob(_compile())
+    running.request_stop(reason, "stopped early")
+    outcome = await execute(running, host)
+    assert outcome.status is status
+    assert host.argv_calls == 0
+    assert await running.tree_dead()
+    if reason is StopReason.CANCEL:
+        assert outcome.error == "stopped early"
+
+
+async def test_stop_during_a_failed_spawn(
+    fake: FakeEsphome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = Host(fake.config_dir)
+    running = RunningJob(_compile())
+
+    async def start_then_fail(
+        cls: type[JobProcess],
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> JobProcess:
+        running.request_stop(StopReason.CANCEL, "cancelled while spawning")
+        raise FileNotFoundError("no such program")
+
+    monkeypatch.setattr(JobProcess, "start", classmethod(start_then_fail))
+    outcome = await execute(running, host)
+    assert outcome.status is JobStatus.CANCELLED
+    assert outcome.error == "cancelled while spawning"
+    assert await running.tree_dead()
+
+
+async def test_cancel_wins_over_shutdown_and_keeps_its_error(fake: FakeEsphome) -> None:
+    running = RunningJob(_compile())
+    running.request_stop(StopReason.CANCEL, "first")
+    running.request_stop(StopReason.SHUTDOWN)
+    running.request_stop(StopReason.CANCEL, "second")
+    assert running.stop_reason is StopReason.CANCEL
+    assert running.cancel_error == "first"
+    running.spawned(None)
+    running.spawned(None)  # a second report changes nothing
+    assert await running.tree_dead()
+
+
+async def test_no_stop_requested_means_nothing_to_wait_for() -> None:
+    running = RunningJob(_compile())
+    assert not running.stop_requested()
+    assert await running.tree_dead()
+
+
+async def test_cancelled_worker_kills_its_process(fake: FakeEsphome) -> None:
+    fake.add_config("a")
+    fake.behave("a.yaml", "compile", wait_for_file="never")
+    host = Host(fake.config_dir, pending=[_compile()])
+    wakeup = asyncio.Event()
+    worker = asyncio.get_running_loop().create_task(lane_worker(Lane.COMPILE, host, wakeup))
+    [start] = await fake.wait_for_call("start", "compile")
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    [end] = fake.calls("end")
+    assert end["pid"] == start["pid"]
+    assert end["exit_code"] == -15
+    assert host.finished == []
+    assert host.records[0].pid == start["pid"]
+
+
+async def test_worker_sleeps_until_woken(fake: FakeEsphome) -> None:
+    fake.add_config("a")
+    host = Host(fake.config_dir)
+    wakeup = asyncio.Event()
+    worker = asyncio.get_running_loop().create_task(lane_worker(Lane.COMPILE, host, wakeup))
+    try:
+        # Let the worker find nothing and go to sleep on the event.
+        await asyncio.sleep(0)
+        assert host.claimed == []
+        host.pending.append(_compile())
+        wakeup.set()
+        await host.done.wait()
+        [(job, outcome)] = host.finished
+        assert outcome.status is JobStatus.COMPLETED
+        assert job.progress == 100
+    finally:
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
