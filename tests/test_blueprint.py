@@ -1,8 +1,10 @@
 """The install-on-change blueprint: valid for Home Assistant, and it behaves as documented.
 
-The blueprint is loaded with Home Assistant's own blueprint schema, its actions are checked
-against the actions the integration declares, and real automations built from it run in a test
-Home Assistant against a stand-in `esphome_pipeline.install` that records each call.
+The blueprint is loaded with Home Assistant's own blueprint schema and its actions are checked
+against the actions the integration declares. Automations built from it then run in a test
+Home Assistant: against a stand-in `esphome_pipeline.install` that records each call (window,
+one at a time, errors), and once end to end with the real integration and the fake ESPHome CLI.
+No test needs a socket.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 import shutil
+import sys
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.blueprint.models import Blueprint
-from homeassistant.core import HomeAssistant, ServiceCall, SupportsResponse, callback
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant, ServiceCall, State, SupportsResponse, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -29,11 +33,20 @@ from pytest_homeassistant_custom_component.common import (
 )
 import yaml
 
+from custom_components.esphome_pipeline.const import (
+    CONF_CONFIG_DIR,
+    CONF_ESPHOME_COMMAND,
+    DOMAIN as INTEGRATION_DOMAIN,
+    EVENT_JOB,
+)
+from tests.fakes import FakeEsphome, fake_command_line
+
 DOMAIN = "esphome_pipeline"
 JOB_EVENT = "esphome_pipeline_job"
 AUTOMATION = "automation.install_on_change"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINT_RELATIVE = Path(DOMAIN) / "install_on_change.yaml"
+TERMINAL = ("completed", "failed", "cancelled")
 BLUEPRINT_FILE = REPO_ROOT / "blueprints" / "automation" / BLUEPRINT_RELATIVE
 SERVICES_FILE = REPO_ROOT / "custom_components" / DOMAIN / "services.yaml"
 
@@ -263,7 +276,7 @@ class RunWatch:
     that wait synchronise on the automation script's change listener instead.
     """
 
-    def __init__(self, hass: HomeAssistant, install: FakeInstall) -> None:
+    def __init__(self, hass: HomeAssistant, install: FakeInstall | None = None) -> None:
         """Chain onto the change listener of the blueprint automation's script."""
         self.hass = hass
         self.install = install
@@ -292,8 +305,10 @@ class RunWatch:
         The previous wait unsubscribes before the next install call, so three job event
         listeners after that call are the new wait's three triggers.
         """
+        install = self.install
+        assert install is not None
         await self.until(
-            lambda: len(self.install.calls) == installs
+            lambda: len(install.calls) == installs
             and self.hass.bus.async_listeners().get(JOB_EVENT, 0) == 3
         )
 
@@ -491,3 +506,122 @@ async def test_running_install_is_not_restarted_when_the_window_opens(
     await hass.async_block_till_done()
 
     assert install.device_ids == [fleet.device_ids[1]]
+
+
+# With the real integration --------------------------------------------------------------
+
+
+def test_names_match_the_integration() -> None:
+    """The domain and event name the blueprint and these tests use are the integration's."""
+    assert INTEGRATION_DOMAIN == DOMAIN
+    assert EVENT_JOB == JOB_EVENT
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> State:
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return state
+
+
+class UploadWatch:
+    """Collects the integration's job events; waits for uploads of configurations to end."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Listen to `esphome_pipeline_job` from now on."""
+        self.ended: dict[str, list[str]] = {}
+        self._changed = asyncio.Event()
+
+        @callback
+        def on_event(event: Any) -> None:
+            data = event.data
+            if data["job_type"] == "upload" and data["status"] in TERMINAL:
+                self.ended.setdefault(data["configuration"], []).append(data["status"])
+                self._changed.set()
+
+        self.unsubscribe = hass.bus.async_listen(JOB_EVENT, on_event)
+
+    async def until_ended(self, *configurations: str) -> None:
+        """Return once an upload of each configuration has ended."""
+        async with asyncio.timeout(60):  # a guard against a hang, not a timing assertion
+            while not all(name in self.ended for name in configurations):
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.mark.usefixtures("blueprint_dir", "enable_custom_integrations")
+async def test_blueprint_installs_a_changed_configuration_with_the_real_integration(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """Edit a YAML: the firmware entity turns on, the blueprint installs it, it turns off.
+
+    Runs the real integration on a folder of two configurations with the fake ESPHome CLI;
+    one device at a time, with a window that spans the whole day.
+    """
+    for platform in ("button", "sensor", "update", "diagnostics"):
+        # Import the platforms in the executor, as a real start does (see tests/ha/conftest).
+        sys.modules.pop(f"custom_components.esphome_pipeline.{platform}", None)
+    fake = FakeEsphome(tmp_path / "esphome")
+    fake.add_config("kitchen")
+    fake.add_config("garage")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="ESPHome Pipeline (esphome)",
+        unique_id=str(fake.config_dir),
+        data={CONF_CONFIG_DIR: str(fake.config_dir)},
+        options={CONF_ESPHOME_COMMAND: fake_command_line()},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    uploads = UploadWatch(hass)
+
+    # Nothing installed yet: the firmware entities are "unknown", so the blueprint waits.
+    assert _state(hass, "update.kitchen_firmware").state == "unknown"
+    await hass.services.async_call(
+        DOMAIN, "install", {"configuration": ["kitchen.yaml", "garage.yaml"]}, blocking=True
+    )
+    await uploads.until_ended("kitchen.yaml", "garage.yaml")
+    await hass.async_block_till_done()
+    assert _state(hass, "update.kitchen_firmware").state == "off"
+    assert _state(hass, "update.garage_firmware").state == "off"
+
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "alias": "Install on change",
+                "use_blueprint": {
+                    "path": str(BLUEPRINT_RELATIVE),
+                    "input": {
+                        "update_entities": ["update.kitchen_firmware", "update.garage_firmware"],
+                        "window_start": "00:00:00",
+                        "window_end": "00:00:00",
+                        "one_at_a_time": True,
+                    },
+                },
+            }
+        },
+    )
+    await hass.async_block_till_done()
+    uploads.ended.clear()
+
+    kitchen = fake.config_dir / "kitchen.yaml"
+    kitchen.write_text(kitchen.read_text(encoding="utf-8") + "logger:\n", encoding="utf-8")
+    await entry.runtime_data.coordinator.async_rescan()
+    await uploads.until_ended("kitchen.yaml")
+    watch = RunWatch(hass)
+    await watch.until_finished()
+    await hass.async_block_till_done()
+
+    assert uploads.ended == {"kitchen.yaml": ["completed"]}
+    kitchen_state = _state(hass, "update.kitchen_firmware")
+    assert kitchen_state.state == "off"
+    assert (
+        kitchen_state.attributes["installed_version"] == kitchen_state.attributes["latest_version"]
+    )
+    assert _state(hass, "update.garage_firmware").state == "off"
+    uploads.unsubscribe()
+    await hass.services.async_call("automation", "turn_off", {"entity_id": "all"}, blocking=True)
+    assert await hass.config_entries.async_unload(entry.entry_id)
