@@ -295,7 +295,7 @@ async def test_sigterm_is_recorded(fake: FakeEsphome) -> None:
     )
     streaming = asyncio.create_task(process.stream(lambda _t, _r: None))
     await fake.wait_for_call("start", "compile")
-    assert await process.terminate(1.0) is True
+    assert await process.terminate() is True
     assert await streaming == -signal.SIGTERM
     assert fake.calls("end")[0]["exit_code"] == -signal.SIGTERM
 
