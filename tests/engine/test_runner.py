@@ -156,8 +156,9 @@ async def test_spawn_failure_raises_oserror(tmp_path: Path) -> None:
         await JobProcess.start(python("pass"), cwd=tmp_path / "missing-folder")
 
 
+@pytest.mark.parametrize("failing_step", ["pipe", "stat"])
 async def test_failure_after_spawn_stops_the_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_step: str
 ) -> None:
     """If set-up fails after the spawn, the new session is stopped before the error surfaces."""
     spawned: list[int] = []
@@ -166,13 +167,41 @@ async def test_failure_after_spawn_stops_the_process(
     def stat_fails_once(pid: int) -> runner._ProcStat | None:
         if not spawned:
             spawned.append(pid)
-            raise OSError("proc unreadable")
+            raise OSError("set-up failed")
         return real_read_stat(pid)
 
-    monkeypatch.setattr(runner, "_read_stat", stat_fails_once)
-    with pytest.raises(OSError, match="proc unreadable"):
-        await JobProcess.start(python("import time; time.sleep(600)"), cwd=tmp_path)
-    assert await session_alive(spawned[0]) == []
+    def protocol_fails(*_args: object) -> asyncio.Protocol:
+        raise OSError("set-up failed")
+
+    if failing_step == "stat":
+        monkeypatch.setattr(runner, "_read_stat", stat_fails_once)
+    else:
+        monkeypatch.setattr(asyncio, "StreamReaderProtocol", protocol_fails)
+    with pytest.raises(OSError, match="set-up failed"):
+        await JobProcess.start(
+            python("import os, time; print(os.getpid()); time.sleep(600)"), cwd=tmp_path
+        )
+    monkeypatch.undo()
+    # The leader's pid is only known to the test when the stat step captured it; either
+    # way no child of this test may remain.
+    for pid in spawned:
+        assert await session_alive(pid) == []
+    assert await in_executor(own_children_alive) == []
+
+
+def own_children_alive() -> list[int]:
+    """Return live processes whose parent is this test process (blocking)."""
+    alive: list[int] = []
+    for entry in runner.PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] not in {b"Z", b"X"}:
+            alive.append(int(entry.name))
+    return alive
 
 
 async def test_terminate_with_sigterm(tmp_path: Path) -> None:

@@ -215,6 +215,7 @@ class JobProcess:
             raise
         finally:
             os.close(write_fd)
+        transport: asyncio.ReadTransport | None = None
         try:
             reader = asyncio.StreamReader(limit=READ_CHUNK * 4)
             transport, _ = await loop.connect_read_pipe(
@@ -222,7 +223,11 @@ class JobProcess:
             )
             stat = await _in_executor(_read_stat, process.pid)
         except BaseException:
-            pipe.close()
+            # The transport owns the pipe once it exists; closing it closes the pipe.
+            if transport is None:
+                pipe.close()
+            else:
+                transport.close()
             await _stop_session(ProcessRecord(pid=process.pid, start_time=0), 0)
             raise
         # A leader that exited and was reaped already has no stat; 0 marks the start time as
