@@ -33,6 +33,7 @@ from .coordinator import (
     PipelineCoordinator,
 )
 from .engine.queue import FirmwareEngine
+from .entity import hub_device_info
 from .issues import async_clear_cli_unavailable, async_report_cli_unavailable
 from .preflight import (
     CliFailedError,
@@ -95,6 +96,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
     )
     await coordinator.async_start()
     entry.runtime_data = EsphomePipelineRuntimeData(coordinator=coordinator)
+    # The hub exists before any configuration device names it as `via_device`.
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **hub_device_info(coordinator)
+    )
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

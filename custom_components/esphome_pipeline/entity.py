@@ -31,6 +31,19 @@ class PipelineEntity(CoordinatorEntity[PipelineCoordinator]):
         return super().available and self.coordinator.data.engine_running
 
 
+def hub_device_info(coordinator: PipelineCoordinator) -> DeviceInfo:
+    """Return the entry's hub device: the queue, parent of every configuration device."""
+    entry = coordinator.config_entry
+    return DeviceInfo(
+        identifiers={(DOMAIN, entry.entry_id)},
+        name=entry.title,
+        manufacturer="ESPHome Pipeline",
+        model="Firmware job queue",
+        sw_version=f"ESPHome {coordinator.esphome_version}",
+        entry_type=DeviceEntryType.SERVICE,
+    )
+
+
 class HubEntity(PipelineEntity):
     """An entity of the entry's hub device (the queue itself)."""
 
@@ -40,14 +53,7 @@ class HubEntity(PipelineEntity):
         entry = coordinator.config_entry
         self._attr_translation_key = key
         self._attr_unique_id = f"{entry.entry_id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
-            manufacturer="ESPHome Pipeline",
-            model="Firmware job queue",
-            sw_version=f"ESPHome {coordinator.esphome_version}",
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        self._attr_device_info = hub_device_info(coordinator)
 
 
 class ConfigurationEntity(PipelineEntity):

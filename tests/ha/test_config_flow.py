@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 import shlex
 import sys
@@ -27,10 +27,16 @@ FAILING_COMMAND = shlex.join([sys.executable, "-c", "import sys; sys.exit(3)"])
 
 
 @pytest.fixture(autouse=True)
-def no_setup() -> Iterator[None]:
+async def no_setup(hass: HomeAssistant) -> AsyncIterator[None]:
     """Keep entries created by the flows from being set up: these tests are about the flows."""
-    with patch("custom_components.esphome_pipeline.async_setup_entry", return_value=True):
+    with (
+        patch("custom_components.esphome_pipeline.async_setup_entry", return_value=True),
+        patch("custom_components.esphome_pipeline.async_unload_entry", return_value=True),
+    ):
         yield
+        # Unload while the stand-ins are still in place.
+        for entry in hass.config_entries.async_entries(DOMAIN):
+            await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_user_flow_creates_entry(

@@ -8,7 +8,6 @@ from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -123,7 +122,6 @@ async def test_remove_config_entry_device(
     hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
 ) -> None:
     """A device can be removed by the user only once its file is gone; never the hub."""
-    assert await async_setup_component(hass, "config", {})
     fake.add_config("kitchen")
     await setup_entry(hass, entry)
     from custom_components.esphome_pipeline import async_remove_config_entry_device
