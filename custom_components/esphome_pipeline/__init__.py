@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
@@ -101,6 +101,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         config_entry_id=entry.entry_id, **hub_device_info(coordinator)
     )
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
+
+    async def _async_stop_engine(_event: Event) -> None:
+        # Home Assistant does not unload entries when it stops: stop the processes here, so
+        # running jobs are stored as queued and run again after the restart.
+        await coordinator.async_stop()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_engine))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -174,4 +175,21 @@ async def test_reconfigure_loaded_entry_moves_folder(
     assert entry.state is ConfigEntryState.LOADED
     assert set(coordinator_of(entry).nodes) == {"porch.yaml"}
     assert hass.states.get("update.porch_firmware") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_home_assistant_stop_stops_processes(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, hass_storage: dict
+) -> None:
+    """When Home Assistant stops, running jobs are terminated and stored as queued."""
+    fake.add_config("kitchen")
+    fake.behave("kitchen.yaml", "compile", wait_for_file="go")
+    await setup_entry(hass, entry)
+    job = (await coordinator_of(entry).engine.compile(["kitchen.yaml"]))[0]
+    await fake.wait_for_call("start", "compile")
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert fake.calls("end", "compile")
+    stored = hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["jobs"]
+    assert [(item["job_id"], item["status"]) for item in stored] == [(job.job_id, "queued")]
     assert await hass.config_entries.async_unload(entry.entry_id)
