@@ -235,3 +235,6 @@ async def lane_worker(lane: Lane, host: LaneHost, wakeup: asyncio.Event) -> None
                 else Outcome(status=JobStatus.FAILED, error=f"Internal error: {err!r}")
             )
         host.finish(running, outcome)
+        # Yield once before claiming again: spawning forks inside the loop, so a worker that
+        # this job's end woke (its upload, typically) claims its job first, not a fork later.
+        await asyncio.sleep(0)

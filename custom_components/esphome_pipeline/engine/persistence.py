@@ -54,9 +54,8 @@ class FileJobStore:
         return await asyncio.get_running_loop().run_in_executor(None, self._read)
 
     async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Write the file in an executor."""
-        text = json.dumps({"version": FILE_FORMAT_VERSION, "jobs": jobs}, ensure_ascii=False)
-        await asyncio.get_running_loop().run_in_executor(None, self._write, text)
+        """Encode and write the file in an executor (`jobs` must not change meanwhile)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._write, jobs)
 
     def _read(self) -> list[dict[str, Any]] | None:
         try:
@@ -74,7 +73,8 @@ class FileJobStore:
             return None
         return jobs
 
-    def _write(self, text: str) -> None:
+    def _write(self, jobs: list[dict[str, Any]]) -> None:
+        text = json.dumps({"version": FILE_FORMAT_VERSION, "jobs": jobs}, ensure_ascii=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent

@@ -507,6 +507,9 @@ class FirmwareEngine:
 
     async def _save_pending(self) -> None:
         while self._saved_revision < self._revision:
+            # Let the lane workers woken by the same change claim their jobs first: the
+            # snapshot below takes the loop for a moment, a hand-off should not wait for it.
+            await asyncio.sleep(0)
             revision = self._revision
             snapshot = [stored_form(job) for job in self._table]
             try:
