@@ -215,6 +215,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.run(self._stop())
         after_stop = {job.job_id: job.status for job in self.live.jobs()}
         assert JobStatus.RUNNING not in after_stop.values()
+        # Stopping left no process behind: every one wrote its end record.
+        assert all(span.end != float("inf") for span in spans(self.fake))
         self.run(self._start())
         for job in self.live.jobs():
             assert job.job_id in before

@@ -74,7 +74,9 @@ class FirmwareEngine:
     ) -> None:
         """Create an idle engine; nothing runs and nothing is read until `load`/`run`."""
         if compile_workers < 1 or upload_slots < 1 or history_limit < 0:
-            raise ValueError("compile_workers and upload_slots must be at least 1")
+            raise ValueError(
+                "compile_workers and upload_slots must be at least 1, history_limit at least 0"
+            )
         self._config_dir = config_dir
         self._cli = cli
         self._store = store
@@ -310,8 +312,9 @@ class FirmwareEngine:
             raise RuntimeError("the engine runs once")
         loop = asyncio.get_running_loop()
         lanes = [Lane.COMPILE] * self._compile_workers + [Lane.UPLOAD] * self._upload_slots
+        view = _LaneView(self)
         self._workers = [
-            loop.create_task(lane_worker(lane, self, self._wakeups[lane]), name=f"{lane} lane")
+            loop.create_task(lane_worker(lane, view, self._wakeups[lane]), name=f"{lane} lane")
             for lane in lanes
         ]
         try:
@@ -345,9 +348,9 @@ class FirmwareEngine:
         await self.flush()
         self._stopped.set()
 
-    # ------------------------------------------------------------- LaneHost (lanes.py)
+    # ------------------------------------------- what the lane workers call (_LaneView)
 
-    def claim(self, lane: Lane) -> RunningJob | None:
+    def _claim(self, lane: Lane) -> RunningJob | None:
         """Mark the next runnable job of `lane` running and return it (None: nothing to do)."""
         if self._stopping:
             return None
@@ -365,32 +368,32 @@ class FirmwareEngine:
         self._commit([JobEvent(EventKind.STATUS, job)])
         return running
 
-    def argv(self, job: Job) -> list[str]:
+    def _argv(self, job: Job) -> list[str]:
         """Return the command line of `job`."""
         return self._cli.argv(job, self._config_dir)
 
-    def environment(self) -> dict[str, str]:
+    def _environment_for_jobs(self) -> dict[str, str]:
         """Return the child environment (computed once)."""
         if self._environment is None:
             self._environment = self._cli.environment()
         return self._environment
 
-    def process_started(self, job: Job, record: ProcessRecord) -> None:
+    def _process_started(self, job: Job, record: ProcessRecord) -> None:
         """Store the process session of a running job, so a restart can reap leftovers."""
         job.process = record
         self._request_save()
 
-    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
+    def _output(self, job: Job, line: str, replaces_previous: bool) -> None:
         """Add a line to a job's log and announce it (output alone does not trigger a save)."""
         job.output.append(line, replace_last=replaces_previous)
         self._hub.emit(JobEvent(EventKind.OUTPUT, job, line))
 
-    def progress(self, job: Job, value: int) -> None:
+    def _progress(self, job: Job, value: int) -> None:
         """Record and announce a job's new, higher progress."""
         job.progress = value
         self._hub.emit(JobEvent(EventKind.PROGRESS, job))
 
-    def finish(self, running: RunningJob, outcome: Outcome) -> None:
+    def _finish(self, running: RunningJob, outcome: Outcome) -> None:
         """Apply a run's outcome: release the slot, settle, save, wake the lanes, announce."""
         job = running.job
         del self._running[job.job_id]
@@ -524,6 +527,40 @@ class FirmwareEngine:
                     self._save_waiters.append((target, waiter))
                 elif not waiter.done():
                     waiter.set_result(None)
+
+
+class _LaneView:
+    """The engine as its lane workers see it (`LaneHost`), kept off the public API."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: FirmwareEngine) -> None:
+        self._engine = engine
+
+    @property
+    def config_dir(self) -> Path:
+        return self._engine.config_dir
+
+    def claim(self, lane: Lane) -> RunningJob | None:
+        return self._engine._claim(lane)
+
+    def argv(self, job: Job) -> list[str]:
+        return self._engine._argv(job)
+
+    def environment(self) -> dict[str, str]:
+        return self._engine._environment_for_jobs()
+
+    def process_started(self, job: Job, record: ProcessRecord) -> None:
+        self._engine._process_started(job, record)
+
+    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
+        self._engine._output(job, line, replaces_previous)
+
+    def progress(self, job: Job, value: int) -> None:
+        self._engine._progress(job, value)
+
+    def finish(self, running: RunningJob, outcome: Outcome) -> None:
+        self._engine._finish(running, outcome)
 
 
 def _validated_names(configurations: Sequence[str]) -> list[str]:
