@@ -39,6 +39,8 @@ class InstallButton(ConfigurationEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Queue the install."""
+        # Rescan first: the chain is labelled with the fingerprint of the file as it is now.
+        await self.coordinator.async_rescan()
         with engine_errors():
             await self.coordinator.async_install([self.configuration])
 

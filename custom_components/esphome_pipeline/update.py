@@ -74,5 +74,7 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
 
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Queue an install chain over OTA."""
+        # Rescan first: the chain is labelled with the fingerprint of the file as it is now.
+        await self.coordinator.async_rescan()
         with engine_errors():
             await self.coordinator.async_install([self.configuration])

@@ -229,3 +229,21 @@ async def test_entity_of_removed_configuration(
     assert update.in_progress is False
     assert update.update_percentage is None
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_install_labels_current_file(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """A press right after an edit labels the chain with the edited file's fingerprint."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    before = coordinator_of(entry).nodes["kitchen.yaml"].fingerprint
+    fake.add_config("kitchen", extra="logger:\n")
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.kitchen_install"}, blocking=True
+    )
+    compile_job, upload_job = coordinator_of(entry).engine.jobs()
+    assert compile_job.fingerprint != before
+    assert compile_job.fingerprint == coordinator_of(entry).nodes["kitchen.yaml"].fingerprint
+    await wait_for_status(hass, entry, upload_job.job_id, "completed")
+    assert await hass.config_entries.async_unload(entry.entry_id)
