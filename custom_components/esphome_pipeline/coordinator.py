@@ -166,6 +166,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Scan, restore the queue, subscribe, then start the lanes as a background task."""
         await self.store.async_load()
         await self.async_rescan()
+        self._remove_stale_devices()
         await self.engine.load()
         for job in self.engine.jobs(statuses={JobStatus.COMPLETED}):
             if job.job_type is JobType.COMPILE and job.fingerprint:
@@ -249,6 +250,18 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             self._check_auto_install()
         if self.data is not None:
             self._schedule_push()
+
+    @callback
+    def _remove_stale_devices(self) -> None:
+        """Remove devices of configurations deleted while the entry was not loaded."""
+        entry_id = self.config_entry.entry_id
+        current = {device_identifier(entry_id, name) for name in self._nodes}
+        registry = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(registry, entry_id):
+            ours = {item for item in device.identifiers if item[0] == DOMAIN}
+            if (DOMAIN, entry_id) in ours or ours & current:
+                continue
+            registry.async_update_device(device.id, remove_config_entry_id=entry_id)
 
     @callback
     def _on_rescan_timer(self, _now: datetime) -> None:

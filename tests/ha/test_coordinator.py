@@ -207,3 +207,19 @@ async def test_rescan_timer_stops_on_unload(
         async_fire_time_changed(hass, dt_util.utcnow() + RESCAN_INTERVAL + timedelta(seconds=1))
         await hass.async_block_till_done()
     scan.assert_not_called()
+
+
+async def test_file_deleted_while_unloaded(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """A configuration deleted while the entry was unloaded loses its device at setup."""
+    fake.add_config("kitchen")
+    fake.add_config("garage")
+    await setup_entry(hass, entry)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    (fake.config_dir / "garage.yaml").unlink()
+    await setup_entry(hass, entry)
+    assert _device(hass, entry, "garage.yaml") is None
+    assert _device(hass, entry, "kitchen.yaml") is not None
+    assert dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}) is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
