@@ -63,7 +63,7 @@ class ConfigurationEntity(PipelineEntity):
         """Bind to the configuration's device."""
         super().__init__(coordinator)
         entry_id = coordinator.config_entry.entry_id
-        node = coordinator.nodes[configuration]
+        node = coordinator.data.configurations[configuration].node
         self.configuration = configuration
         self._attr_translation_key = key
         self._attr_unique_id = f"{entry_id}_{configuration}_{key}"
