@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,12 @@ from custom_components.esphome_pipeline.engine.models import (
     Lane,
     ProcessRecord,
 )
-from custom_components.esphome_pipeline.engine.persistence import RESTART_MARKER, stored_form
+from custom_components.esphome_pipeline.engine.persistence import (
+    RESTART_MARKER,
+    FileJobStore,
+    stored_form,
+)
+from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from custom_components.esphome_pipeline.engine.runner import JobProcess
 from tests.fakes import FakeEsphome, fake_cli
 
@@ -195,3 +201,30 @@ async def test_leftovers_that_survive_are_logged(
     restored = engine.get(job.job_id)
     assert restored is not None
     assert restored.process is None
+
+
+async def test_requests_during_load_wait_for_the_restored_jobs(
+    fake: FakeEsphome, store_path: Path
+) -> None:
+    restored = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
+    release = asyncio.Event()
+
+    class SlowStore(FileJobStore):
+        async def load(self) -> list[dict[str, Any]] | None:
+            await release.wait()
+            return [stored_form(restored)]
+
+    engine = FirmwareEngine(config_dir=fake.config_dir, cli=fake_cli(), store=SlowStore(store_path))
+    loading = asyncio.get_running_loop().create_task(engine.load())
+    requesting = asyncio.get_running_loop().create_task(engine.compile(["a.yaml"]))
+    cancelling = asyncio.get_running_loop().create_task(engine.cancel(restored.job_id))
+    await asyncio.sleep(0)
+    assert not requesting.done()
+    release.set()
+    await loading
+    [new] = await requesting
+    assert await cancelling == []
+    # The restored job came first, and the new job superseded it as usual.
+    assert [job.job_id for job in engine.jobs()] == [restored.job_id, new.job_id]
+    assert engine.jobs()[0].status is JobStatus.CANCELLED
+    await engine.stop()

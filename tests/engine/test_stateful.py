@@ -224,6 +224,26 @@ class EngineMachine(RuleBasedStateMachine):
                 assert job.status is before[job.job_id]
 
     @rule()
+    def crash(self) -> None:
+        """Home Assistant dies: the store keeps what it held at that moment, running jobs too.
+
+        The processes are stopped here (a real crash leaves them to the next start's reaping,
+        which test_restart covers); the store is then put back as the crash left it.
+        """
+        self.run(self.live.flush())
+        at_crash = self.store_path.read_bytes() if self.store_path.exists() else None
+        running = {job.job_id for job in self.live.jobs(statuses=[JobStatus.RUNNING])}
+        self.run(self._stop())
+        if at_crash is not None:
+            self.store_path.write_bytes(at_crash)
+        self.run(self._start())
+        for job_id in running:
+            job = self.live.get(job_id)
+            assert job is not None
+            assert job.status is JobStatus.QUEUED
+            assert job.process is None
+
+    @rule()
     def drain(self) -> None:
         self.run(wait_until_idle(self.live))
         assert all(job.is_terminal for job in self.live.jobs())

@@ -90,6 +90,7 @@ class FirmwareEngine:
         self._environment: dict[str, str] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._loaded = False
+        self._loading: asyncio.Future[None] | None = None
         self._stopping = False
         self._stop_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -157,7 +158,7 @@ class FirmwareEngine:
         fingerprints: Mapping[str, str] | None = None,
     ) -> list[InstallChain]:
         """Queue a compile and a dependent upload per configuration (one chain each)."""
-        self._check_open()
+        await self._ready()
         names = _validated_names(configurations)
         port = validate_port(port)
         labels = dict(fingerprints or {})
@@ -185,7 +186,7 @@ class FirmwareEngine:
         fingerprints: Mapping[str, str] | None = None,
     ) -> list[Job]:
         """Queue a compile per configuration."""
-        self._check_open()
+        await self._ready()
         labels = dict(fingerprints or {})
         jobs = [
             _new_job(name, JobType.COMPILE, force=force, fingerprint=labels.get(name))
@@ -197,7 +198,7 @@ class FirmwareEngine:
 
     async def upload(self, configurations: Sequence[str], *, port: str = DEFAULT_PORT) -> list[Job]:
         """Queue an upload of the current build per configuration."""
-        self._check_open()
+        await self._ready()
         names = _validated_names(configurations)
         port = validate_port(port)
         jobs = [_new_job(name, JobType.UPLOAD, port=port) for name in names]
@@ -211,7 +212,7 @@ class FirmwareEngine:
         Returns once the process trees of the cancelled jobs are gone (like a reset), so no
         upload of these configurations runs any more when it returns.
         """
-        self._check_open()
+        await self._ready()
         jobs = [_new_job(name, JobType.CLEAN) for name in _validated_names(configurations)]
         stopping = self._place(jobs)
         await asyncio.gather(*(running.stop(StopReason.CANCEL) for running in stopping))
@@ -224,7 +225,7 @@ class FirmwareEngine:
         Returns once every cancelled process tree is confirmed dead. If one cannot be, the
         reset is withdrawn (its job removed) and ResetFailedError is raised.
         """
-        self._check_open()
+        await self._ready()
         job = _new_job("", JobType.RESET_BUILD_ENV)
         # Held until the trees it cancels are confirmed dead, so it cannot start early.
         job.held = True
@@ -265,6 +266,8 @@ class FirmwareEngine:
         A queued job ends at once; a running one returns once its process tree is dead.
         Raises UnknownJobError for an unknown id; a finished job gives [].
         """
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
         job = self._table.get(job_id)
         if job is None:
             raise UnknownJobError(f"No job has the id {job_id!r}", job_id=str(job_id))
@@ -275,6 +278,8 @@ class FirmwareEngine:
     async def cancel_configurations(self, configurations: Sequence[str]) -> list[str]:
         """Cancel every active job of these configurations; return the ids cancelled."""
         names = set(_validated_names(configurations))
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
         return await self._cancel(
             [job for job in self._table.active() if job.configuration in names]
         )
@@ -284,11 +289,20 @@ class FirmwareEngine:
     async def load(self) -> None:
         """Restore the stored jobs (two passes) and reap processes a killed run left behind.
 
-        Call once, before `run()` and before any request. Emits no events: read `jobs()`.
+        Call once, before `run()` and before any request; requests made while it runs wait
+        for it. Emits no events: read `jobs()`.
         """
         if self._loaded or len(self._table):
             raise RuntimeError("load() runs once, before any job is queued")
         self._loaded = True
+        self._loading = asyncio.get_running_loop().create_future()
+        try:
+            await self._restore()
+        finally:
+            self._loading.set_result(None)
+            self._loading = None
+
+    async def _restore(self) -> None:
         entries = await self._store.load()
         restored = restore(entries or [], finished_at=utc_now_iso())
         if restored.leftovers:
@@ -411,7 +425,10 @@ class FirmwareEngine:
 
     # -------------------------------------------------------------------------- changes
 
-    def _check_open(self) -> None:
+    async def _ready(self) -> None:
+        """Wait for a `load()` in progress (restored jobs come first), refuse when stopped."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
         if self._stopping:
             raise EngineStoppedError("The firmware engine is stopped")
 
