@@ -232,20 +232,25 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
                     self.hass, entry_id, str(self.config_dir), configuration, error
                 )
         self._unreadable = dict(result.unreadable)
+        # A known configuration saved with a typo keeps its device (and the user's entity
+        # settings) with its last readable facts; its repair issue says what is wrong.
+        nodes = dict(result.nodes)
+        for configuration in result.unreadable.keys() & self._nodes.keys():
+            nodes[configuration] = self._nodes[configuration]
 
         registry = dr.async_get(self.hass)
-        for configuration in self._nodes.keys() - result.nodes.keys():
+        for configuration in self._nodes.keys() - nodes.keys():
             device = registry.async_get_device({device_identifier(entry_id, configuration)})
             if device is not None:
                 registry.async_update_device(device.id, remove_config_entry_id=entry_id)
             self._cancel_auto_install(configuration)
-        for configuration, node in result.nodes.items():
+        for configuration, node in nodes.items():
             old = self._nodes.get(configuration)
             if old is not None and old.display_name != node.display_name:
                 device = registry.async_get_device({device_identifier(entry_id, configuration)})
                 if device is not None:
                     registry.async_update_device(device.id, name=node.display_name)
-        self._nodes = dict(result.nodes)
+        self._nodes = nodes
         if self._auto_install:
             self._check_auto_install()
         if self.data is not None:

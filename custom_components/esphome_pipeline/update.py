@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.update import UpdateDeviceClass, UpdateEntity, UpdateEntityFeature
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -41,6 +42,7 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
     """Installed build versus the build the configuration would produce now."""
 
     _attr_device_class = UpdateDeviceClass.FIRMWARE
+    _attr_entity_category = EntityCategory.CONFIG
     _attr_supported_features = UpdateEntityFeature.INSTALL | UpdateEntityFeature.PROGRESS
     _attr_title = "ESPHome firmware"
 

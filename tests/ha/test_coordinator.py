@@ -87,11 +87,14 @@ async def test_unreadable_configuration_issue(
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
     assert _device(hass, entry, "broken.yaml") is not None
 
-    # Broken again, then unloaded: the issue does not outlive the entry.
+    # A typo in a known configuration keeps its device (and entity settings) meanwhile.
     (fake.config_dir / "broken.yaml").write_text("esphome: [\n")
     await coordinator_of(entry).async_rescan()
     await coordinator_of(entry).async_rescan()  # same error: raised once, not refreshed
+    await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert _device(hass, entry, "broken.yaml") is not None
+    assert hass.states.get("update.broken_firmware").state != "unavailable"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
