@@ -96,6 +96,18 @@ async def create_entry(
     return entry
 
 
+async def entry_diagnostics(
+    session: aiohttp.ClientSession, base_url: str, token: str, entry_id: str
+) -> dict[str, Any]:
+    """The config entry's diagnostics (what "Download diagnostics" gives a user)."""
+    async with session.get(
+        f"{base_url}/api/diagnostics/config_entry/{entry_id}", headers=_auth(token)
+    ) as response:
+        document: dict[str, Any] = await _json(response)
+    data: dict[str, Any] = document["data"]
+    return data
+
+
 async def _json(response: aiohttp.ClientResponse) -> Any:
     if response.status >= 400:
         detail = await response.text()
@@ -117,7 +129,7 @@ class HomeAssistantWebSocket:
         self._token = token
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._subscriptions: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._subscriptions: dict[int, asyncio.Queue[Any]] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -179,20 +191,35 @@ class HomeAssistantWebSocket:
             raise ApiError(f"{command}: {answer.get('error')}")
         return answer.get("result")
 
-    async def subscribe_events(self, event_type: str) -> asyncio.Queue[dict[str, Any]]:
-        """Subscribe to `event_type`; every event lands in the returned queue, in order."""
+    async def subscribe(self, command: str, **payload: Any) -> asyncio.Queue[Any]:
+        """Send a subscription command; every event it yields lands in the returned queue."""
         message_id = next(self._ids)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
         self._subscriptions[message_id] = queue
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[message_id] = future
-        await self._socket().send_json(
-            {"id": message_id, "type": "subscribe_events", "event_type": event_type}
-        )
+        await self._socket().send_json({"id": message_id, "type": command, **payload})
         answer = await future
         if not answer.get("success"):
-            raise ApiError(f"subscribe_events: {answer.get('error')}")
+            raise ApiError(f"{command}: {answer.get('error')}")
         return queue
+
+    async def subscribe_events(self, event_type: str) -> asyncio.Queue[dict[str, Any]]:
+        """Subscribe to `event_type`; every event lands in the returned queue, in order."""
+        queue: asyncio.Queue[dict[str, Any]] = await self.subscribe(
+            "subscribe_events", event_type=event_type
+        )
+        return queue
+
+    async def wait_entry_loaded(self, entry_id: str) -> None:
+        """Return once the config entry is loaded (Home Assistant answers HTTP before its
+        integrations are set up, so a fresh start is not yet a working entry)."""
+        changes = await self.subscribe("config_entries/subscribe")
+        while True:
+            for change in await changes.get():
+                entry = change["entry"]
+                if entry["entry_id"] == entry_id and entry["state"] == "loaded":
+                    return
 
     async def call_service(
         self,

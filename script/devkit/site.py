@@ -19,7 +19,7 @@ import signal
 import aiohttp
 
 from . import ESPHOME_CLI
-from .api import create_entry, fetch_token
+from .api import connect, create_entry, fetch_token
 from .demo import (
     DemoDevice,
     DeviceProcess,
@@ -130,6 +130,8 @@ class Site:
                 esphome_command=str(ESPHOME_CLI),
             )
         self.entry_id = str(entry["entry_id"])
+        async with connect(self.base_url, self.token) as ws:
+            await ws.wait_entry_loaded(self.entry_id)
 
     @property
     def base_url(self) -> str:
@@ -171,10 +173,13 @@ class Site:
             self.token = await fetch_token(session, self.base_url, USERNAME, PASSWORD)
 
     async def restart(self, sig: signal.Signals) -> None:
-        """Stop Home Assistant with `sig` (SIGKILL: as after a crash), start it, log in again."""
+        """Stop Home Assistant with `sig` (SIGKILL: as after a crash), start it, log in again,
+        and return once the entry is loaded again."""
         await asyncio.to_thread(self.hass.stop, sig)
         await asyncio.to_thread(self.start_hass)
         await self.login()
+        async with connect(self.base_url, self.token) as ws:
+            await ws.wait_entry_loaded(self.entry_id)
 
     def esphome_processes(self) -> list[tuple[int, str]]:
         """(pid, command line) of every process working on this site's ESPHome folder."""

@@ -62,6 +62,9 @@ async def test_restart_mid_bulk_install(
         assert uploaded["started_at"] >= compiled["finished_at"], "no upload before its compile"
     for configuration in configurations:
         device = site.devices[configuration]
-        assert device.ota_receptions() == receptions_before[configuration] + 1, "flashed once"
+        flashed = device.ota_receptions() - receptions_before[configuration]
+        assert flashed == 1, (
+            f"{configuration} flashed {flashed} times; statuses at {sig.name}: {before}"
+        )
         assert await read_compilation_time(device.device.api_port) == site.build_time(configuration)
     assert site.esphome_processes() == [], "no ESPHome process outlives the queue"
