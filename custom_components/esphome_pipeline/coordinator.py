@@ -347,10 +347,9 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         elif job.job_type is JobType.UPLOAD:
             fingerprint = job.fingerprint or self._built.get(job.configuration)
             if fingerprint and self.store.installed.get(job.configuration) != fingerprint:
+                self.store.set_installed(job.configuration, fingerprint)
                 self.config_entry.async_create_task(
-                    self.hass,
-                    self.store.async_set_installed(job.configuration, fingerprint),
-                    "record install",
+                    self.hass, self.store.async_save(), "save installed fingerprint"
                 )
 
     @callback
@@ -445,7 +444,8 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         node = self._nodes.get(configuration)
         if node is None or node.fingerprint != fingerprint or self._stopping:
             return
-        await self.store.async_set_auto_installed(configuration, fingerprint)
+        self.store.set_auto_installed(configuration, fingerprint)
+        await self.store.async_save()
         _LOGGER.info("Configuration %s changed: installing it", configuration)
         await self.async_install([configuration])
 

@@ -80,14 +80,16 @@ class EntryStore:
         """Fingerprint auto-install last queued per configuration (read-only view)."""
         return dict(self._data[_AUTO_INSTALLED])
 
-    async def async_set_installed(self, configuration: str, fingerprint: str) -> None:
-        """Record a successful install."""
+    def set_installed(self, configuration: str, fingerprint: str) -> None:
+        """Record a successful install (in memory at once; `async_save` writes it)."""
         self._data[_INSTALLED][configuration] = fingerprint
-        await self._store.async_save(self._document())
 
-    async def async_set_auto_installed(self, configuration: str, fingerprint: str) -> None:
-        """Record that auto-install queued this fingerprint."""
+    def set_auto_installed(self, configuration: str, fingerprint: str) -> None:
+        """Record that auto-install queued this fingerprint (`async_save` writes it)."""
         self._data[_AUTO_INSTALLED][configuration] = fingerprint
+
+    async def async_save(self) -> None:
+        """Write the whole document."""
         await self._store.async_save(self._document())
 
     def _document(self) -> dict[str, Any]:

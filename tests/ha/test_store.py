@@ -15,8 +15,9 @@ async def test_store_round_trip(hass: HomeAssistant, hass_storage: dict[str, Any
     await store.async_load()
     assert await store.load() is None
     await store.save([{"job_id": "1"}])
-    await store.async_set_installed("a.yaml", "f1")
-    await store.async_set_auto_installed("a.yaml", "f2")
+    store.set_installed("a.yaml", "f1")
+    store.set_auto_installed("a.yaml", "f2")
+    await store.async_save()
     stored = hass_storage[storage_key("abc")]
     assert stored["version"] == 1
     assert stored["minor_version"] == 1
