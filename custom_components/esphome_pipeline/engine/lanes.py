@@ -7,7 +7,7 @@ ends, belong to the engine (`queue.py`) through the `LaneHost` protocol: this mo
 touches the job table itself.
 
 Workers sleep on an `asyncio.Event` that the engine sets on every change, so a free worker
-starts the next runnable job in the same loop iteration that made it runnable.
+claims a job in the loop iteration right after the change that made it runnable (no polling).
 """
 
 from __future__ import annotations
