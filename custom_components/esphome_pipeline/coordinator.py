@@ -355,11 +355,13 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     @callback
     def _on_engine_done(self, task: asyncio.Task[None]) -> None:
         self._engine_running = False
-        if self._stopping:
+        # Only Home Assistant cancels the task (unload, shutdown); the engine stops itself then.
+        if self._stopping or task.cancelled():
             return
-        # The lanes ended without an unload: say so once; entities turn unavailable.
-        error = None if task.cancelled() else task.exception()
-        _LOGGER.error("The firmware engine stopped unexpectedly: %s", error or "cancelled")
+        # The lanes ended on their own: say so once; the entities turn unavailable.
+        _LOGGER.error(
+            "The firmware engine stopped unexpectedly: %s", task.exception() or "no error"
+        )
         self.async_set_updated_data(self._snapshot())
 
     # ---------------------------------------------------------------------- snapshots
