@@ -22,11 +22,13 @@ import sys
 import tempfile
 import time
 
+import aiohttp
+
 if __package__ in (None, ""):
     # Run as a script: make the repository root importable for `script.devkit`.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from script.devkit.api import DOMAIN, JOB_EVENT, connect
+from script.devkit.api import DOMAIN, JOB_EVENT, connect, set_options
 from script.devkit.demo import esphome
 from script.devkit.site import Site
 
@@ -76,22 +78,59 @@ async def run_pipeline(site: Site) -> tuple[float, list[str]]:
     return elapsed, [job_id for job_id in ids if latest[job_id] != "completed"]
 
 
+async def configure_lanes(site: Site, compile_workers: int) -> None:
+    """Set the entry's compile workers through the options flow; wait for the reload."""
+    async with connect(site.base_url, site.token) as ws:
+        changes = await ws.entry_states()
+        await changes.get()  # the current entries
+        async with aiohttp.ClientSession() as session:
+            await set_options(
+                session,
+                site.base_url,
+                site.token,
+                site.entry_id,
+                {"compile_workers": compile_workers},
+            )
+        reloading = False
+        async with asyncio.timeout(JOB_GUARD):
+            while True:
+                for change in await changes.get():
+                    entry = change["entry"]
+                    if entry["entry_id"] != site.entry_id:
+                        continue
+                    if entry["state"] != "loaded":
+                        reloading = True
+                    elif reloading:
+                        return
+
+
 def main() -> int:
     """Set up a throw-away site, time both variants, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, default=4, help="demo devices (1-6)")
+    parser.add_argument(
+        "--compile-workers",
+        type=int,
+        default=1,
+        help="the entry's compile_workers option (default 1, the integration's default)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="real-bulk-") as scratch:
         print(f"Preparing {args.devices} demo devices (cold compiles) ...", flush=True)
         site = Site.prepare(Path(scratch), device_count=args.devices)
         try:
             site.start()
+            if args.compile_workers != 1:
+                asyncio.run(configure_lanes(site, args.compile_workers))
             clean_all(site)
             sequential = run_sequential(site)
             print(f"sequential (compile + upload, one device at a time): {sequential:.1f} s")
             clean_all(site)
             pipeline, failed = asyncio.run(run_pipeline(site))
-            print(f"pipeline (one bulk install through Home Assistant):  {pipeline:.1f} s")
+            print(
+                "pipeline (one bulk install through Home Assistant, "
+                f"compile_workers={args.compile_workers}):  {pipeline:.1f} s"
+            )
         finally:
             site.stop()
     if failed:

@@ -96,6 +96,37 @@ async def create_entry(
     return entry
 
 
+async def set_options(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    token: str,
+    entry_id: str,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """Run the options flow: keep every current option, apply `changes`; return the options."""
+    async with session.post(
+        f"{base_url}/api/config/config_entries/options/flow",
+        json={"handler": entry_id},
+        headers=_auth(token),
+    ) as response:
+        form = await _json(response)
+    current = {
+        field["name"]: (field.get("description") or {}).get("suggested_value")
+        for field in form["data_schema"]
+    }
+    answer = {name: value for name, value in current.items() if value is not None} | changes
+    async with session.post(
+        f"{base_url}/api/config/config_entries/options/flow/{form['flow_id']}",
+        json=answer,
+        headers=_auth(token),
+    ) as response:
+        result = await _json(response)
+    if result.get("type") != "create_entry":
+        raise ApiError(f"options flow did not save: {result}")
+    options: dict[str, Any] = result.get("data") or answer
+    return options
+
+
 async def entry_diagnostics(
     session: aiohttp.ClientSession, base_url: str, token: str, entry_id: str
 ) -> dict[str, Any]:
@@ -211,10 +242,17 @@ class HomeAssistantWebSocket:
         )
         return queue
 
+    async def entry_states(self) -> asyncio.Queue[list[dict[str, Any]]]:
+        """Subscribe to config entry changes: first the current entries, then each change."""
+        queue: asyncio.Queue[list[dict[str, Any]]] = await self.subscribe(
+            "config_entries/subscribe"
+        )
+        return queue
+
     async def wait_entry_loaded(self, entry_id: str) -> None:
         """Return once the config entry is loaded (Home Assistant answers HTTP before its
         integrations are set up, so a fresh start is not yet a working entry)."""
-        changes = await self.subscribe("config_entries/subscribe")
+        changes = await self.entry_states()
         while True:
             for change in await changes.get():
                 entry = change["entry"]
