@@ -58,10 +58,22 @@ def _called_from_integration() -> bool:
     return False
 
 
+def _allowed(name: str, args: tuple[Any, ...]) -> bool:
+    """Mirror Home Assistant's exemptions: loaded modules and `/proc` reads do not block."""
+    first = str(args[0]) if args else ""
+    if name.endswith("import_module"):
+        return first in sys.modules
+    return first.startswith("/proc/")
+
+
 def _guard(func: Callable[..., Any], name: str) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if asyncio._get_running_loop() is not None and _called_from_integration():
+        if (
+            asyncio._get_running_loop() is not None
+            and not _allowed(name, args)
+            and _called_from_integration()
+        ):
             raise BlockingCallError(
                 f"Detected blocking call to {name} inside the event loop by custom "
                 "integration 'esphome_pipeline'"

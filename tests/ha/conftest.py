@@ -34,19 +34,6 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration from custom_components/."""
 
 
-@pytest.fixture(autouse=True)
-def fresh_platform_modules() -> None:
-    """Make Home Assistant import the platforms in its executor in every test.
-
-    Home Assistant imports a platform module already in `sys.modules` inside the event loop,
-    which the suite's blocking-call guard (tests/conftest.py) reports as a blocking import. A
-    real Home Assistant imports each platform once, in the executor, so forgetting the modules
-    between tests reproduces what production does.
-    """
-    for platform in ("button", "sensor", "update", "diagnostics"):
-        sys.modules.pop(f"custom_components.esphome_pipeline.{platform}", None)
-
-
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Use Home Assistant's snapshot format (stable ids and times)."""
