@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-import shlex
-import sys
 from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigEntryState
@@ -19,14 +17,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
 from custom_components.esphome_pipeline.engine.events import JobEvent
-from tests.fakes import FakeEsphome
-
-FAKE_ESPHOME = Path(__file__).parents[1] / "fakes" / "fake_esphome.py"
-
-
-def fake_cli_command() -> str:
-    """Return the command line that runs the fake ESPHome CLI with this interpreter."""
-    return shlex.join([sys.executable, str(FAKE_ESPHOME)])
+from tests.fakes import FakeEsphome, fake_command_line
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +53,7 @@ def config_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def esphome_command() -> str:
     """Return the fake ESPHome CLI's command line."""
-    return fake_cli_command()
+    return fake_command_line()
 
 
 @pytest.fixture
