@@ -218,12 +218,14 @@ async def test_requests_during_load_wait_for_the_restored_jobs(
     loading = asyncio.get_running_loop().create_task(engine.load())
     requesting = asyncio.get_running_loop().create_task(engine.compile(["a.yaml"]))
     cancelling = asyncio.get_running_loop().create_task(engine.cancel(restored.job_id))
+    by_name = asyncio.get_running_loop().create_task(engine.cancel_configurations(["b.yaml"]))
     await asyncio.sleep(0)
     assert not requesting.done()
     release.set()
     await loading
     [new] = await requesting
     assert await cancelling == []
+    assert await by_name == []
     # The restored job came first, and the new job superseded it as usual.
     assert [job.job_id for job in engine.jobs()] == [restored.job_id, new.job_id]
     assert engine.jobs()[0].status is JobStatus.CANCELLED
