@@ -130,7 +130,7 @@ def test_restore_two_passes(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         restored = restore(entries, finished_at=NOW)
     assert caplog.text.count("Skipping stored job") == 3
-    assert restored.leftovers == [record]
+    assert restored.leftovers == {running_compile.job_id: record}
     jobs = {item.job_id: item for item in restored.jobs}
     assert len(jobs) == 8
     again = jobs[running_compile.job_id]

@@ -174,22 +174,37 @@ async def test_restart_with_a_broken_store_starts_empty(
     assert engine.jobs() == []
 
 
-async def test_leftovers_that_survive_are_logged(
+async def test_leftovers_that_survive_are_logged_and_never_doubled(
     fake: FakeEsphome,
     make_engine: EngineFactory,
     store_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    job = Job(
+    finished = Job(
         configuration="a.yaml",
         job_type=JobType.COMPILE,
         lane=Lane.COMPILE,
         status=JobStatus.CANCELLED,
+        process=ProcessRecord(pid=999_999_998, start_time=1),
+    )
+    interrupted = Job(
+        configuration="b.yaml",
+        job_type=JobType.COMPILE,
+        lane=Lane.COMPILE,
+        status=JobStatus.RUNNING,
         process=ProcessRecord(pid=999_999_999, start_time=1),
     )
+    dependent = Job(
+        configuration="b.yaml",
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        held=True,
+        depends_on=interrupted.job_id,
+    )
     store_path.parent.mkdir(parents=True)
-    store_path.write_text(json.dumps({"version": 1, "jobs": [stored_form(job)]}), "utf-8")
+    entries = [stored_form(job) for job in (finished, interrupted, dependent)]
+    store_path.write_text(json.dumps({"version": 1, "jobs": entries}), "utf-8")
 
     async def survives(record: ProcessRecord, grace: float = 0) -> bool:
         return False
@@ -197,10 +212,15 @@ async def test_leftovers_that_survive_are_logged(
     monkeypatch.setattr(queue, "reap_leftovers", survives)
     with caplog.at_level(logging.WARNING):
         engine = await make_engine(run=False)
-    assert "could not be stopped" in caplog.text
-    restored = engine.get(job.job_id)
-    assert restored is not None
-    assert restored.process is None
+    assert caplog.text.count("could not be stopped") == 2
+    jobs = {job.job_id: job for job in engine.jobs()}
+    assert jobs[finished.job_id].status is JobStatus.CANCELLED
+    assert jobs[finished.job_id].process is None
+    # Running it again would put a second process on b.yaml: it fails instead, and its
+    # upload is cancelled by the usual cascade.
+    assert jobs[interrupted.job_id].status is JobStatus.FAILED
+    assert jobs[interrupted.job_id].error == queue.LEFTOVER_SURVIVED
+    assert jobs[dependent.job_id].status is JobStatus.CANCELLED
 
 
 async def test_requests_during_load_wait_for_the_restored_jobs(

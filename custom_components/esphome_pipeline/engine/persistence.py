@@ -108,7 +108,8 @@ class Restored:
     """The outcome of `restore`: the jobs to keep and the process sessions to reap first."""
 
     jobs: list[Job] = field(default_factory=list)
-    leftovers: list[ProcessRecord] = field(default_factory=list)
+    leftovers: dict[str, ProcessRecord] = field(default_factory=dict)
+    """Process sessions recorded by the jobs (by job id) that may still be running."""
 
 
 def restore(entries: Iterable[Any], *, finished_at: str) -> Restored:
@@ -137,7 +138,7 @@ def restore(entries: Iterable[Any], *, finished_at: str) -> Restored:
             continue
         seen.add(job.job_id)
         if job.process is not None:
-            restored.leftovers.append(job.process)
+            restored.leftovers[job.job_id] = job.process
             job.process = None
         if job.status is JobStatus.RUNNING:
             job.status = JobStatus.QUEUED

@@ -41,6 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_PORT: Final = "OTA"
 CANCELLED_ON_REQUEST: Final = "Cancelled on request"
 CANCELLED_BY_RESET: Final = "Cancelled by a reset of the build environment"
+LEFTOVER_SURVIVED: Final = "Not run again: processes of its interrupted run could not be stopped"
 
 
 def _superseded_error(configuration: str) -> str:
@@ -305,16 +306,19 @@ class FirmwareEngine:
     async def _restore(self) -> None:
         entries = await self._store.load()
         restored = restore(entries or [], finished_at=utc_now_iso())
-        if restored.leftovers:
-            results = await asyncio.gather(
-                *(reap_leftovers(record) for record in restored.leftovers)
-            )
-            for record, dead in zip(restored.leftovers, results, strict=True):
-                if not dead:
-                    _LOGGER.warning(
-                        "Processes of an earlier run (session %s) could not be stopped",
-                        record.pid,
-                    )
+        records = list(restored.leftovers.items())
+        results = await asyncio.gather(*(reap_leftovers(record) for _, record in records))
+        survivors = {job_id for (job_id, _), dead in zip(records, results, strict=True) if not dead}
+        for job in restored.jobs:
+            if job.job_id in survivors:
+                _LOGGER.warning(
+                    "Processes of job %s (session %s) from an earlier run could not be stopped",
+                    job.job_id,
+                    restored.leftovers[job.job_id].pid,
+                )
+                if job.status.is_active:
+                    # Running it again would put two processes on one configuration.
+                    self._end(job, JobStatus.FAILED, error=LEFTOVER_SURVIVED)
         for job in restored.jobs:
             self._table.add(job)
         self._commit([])
