@@ -337,3 +337,18 @@ async def test_requests_before_run_wait_for_the_lanes(
     await wait_for_status(engine, chain.upload.job_id, JobStatus.COMPLETED)
     await engine.stop()
     await task
+
+
+async def test_a_caller_that_gives_up_waiting_does_not_disturb_saving(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    engine = await make_engine(run=False)
+    request = asyncio.get_running_loop().create_task(engine.compile(["a.yaml"]))
+    # One loop step: the job is placed and the request waits for its save.
+    await asyncio.sleep(0)
+    [job] = engine.jobs()
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await engine.flush()
+    assert FileJobStore(store_path).path.read_text(encoding="utf-8").count(job.job_id) == 1
