@@ -76,6 +76,15 @@ class EventLog:
         raise AssertionError(f"no {status} event for {job_id}")
 
 
+def process_gone(pid: int) -> bool:
+    """Return True when `pid` no longer runs (a zombie has exited: it only awaits reaping)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
 async def wait_for_status(
     engine: FirmwareEngine,
     job_id: str,

@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 
 from custom_components.esphome_pipeline.engine import queue
+from custom_components.esphome_pipeline.engine.exit_record import (
+    exit_record_path,
+    with_exit_record,
+)
 from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
@@ -19,15 +23,16 @@ from custom_components.esphome_pipeline.engine.models import (
     ProcessRecord,
 )
 from custom_components.esphome_pipeline.engine.persistence import (
+    FINISHED_AWAY_MARKER,
     RESTART_MARKER,
     FileJobStore,
     stored_form,
 )
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
+from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR, FirmwareEngine
 from custom_components.esphome_pipeline.engine.runner import JobProcess
 from tests.fakes import FakeEsphome, fake_cli
 
-from .conftest import EngineFactory, spans, wait_for_status, wait_until_idle
+from .conftest import EngineFactory, process_gone, spans, wait_for_status, wait_until_idle
 
 
 def _stored(store_path: Path) -> dict[str, dict[str, object]]:
@@ -44,7 +49,7 @@ async def test_stop_mid_compile_then_restart_runs_the_chain_once(
     first = await make_engine()
     [chain_a, chain_b] = await first.install(["a.yaml", "b.yaml"], fingerprints={"a.yaml": "fp"})
     [start] = await fake.wait_for_call("start", "compile")
-    assert (_running_record(store_path, chain_a.compile.job_id)) == start["pid"]
+    assert (_running_record(store_path, chain_a.compile.job_id)) == start["sid"]
     await first.stop()
     await first.stop()  # idempotent
     assert chain_a.compile.status is JobStatus.QUEUED
@@ -113,7 +118,7 @@ async def test_cancelling_the_run_task_stops_like_stop(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert job.status is JobStatus.QUEUED
-    assert not Path(f"/proc/{start['pid']}").exists()
+    assert process_gone(start["pid"])
 
 
 async def test_killed_run_leaves_processes_that_restart_reaps(
@@ -250,3 +255,114 @@ async def test_requests_during_load_wait_for_the_restored_jobs(
     assert [job.job_id for job in engine.jobs()] == [restored.job_id, new.job_id]
     assert engine.jobs()[0].status is JobStatus.CANCELLED
     await engine.stop()
+
+
+async def _leave_finished_process(fake: FakeEsphome, job: Job, *, exit_code: int = 0) -> None:
+    """Run `job`'s wrapped command to its end as a killed engine's orphan would have."""
+    fake.behave(job.configuration, str(job.job_type), exit_code=exit_code)
+    argv = with_exit_record(
+        fake_cli().argv(job, fake.config_dir),
+        exit_record_path(fake.config_dir / EXIT_RECORD_DIR, job.job_id),
+    )
+    orphan = await JobProcess.start(argv, cwd=fake.config_dir)
+    job.status = JobStatus.RUNNING
+    job.process = orphan.record
+    assert await orphan.stream(lambda line, replaces: None) == exit_code
+
+
+async def test_upload_finished_while_the_engine_was_dead_is_not_flashed_again(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    """Home Assistant was killed mid-upload; the upload completed on its own meanwhile."""
+    fake.add_config("a")
+    compile_job = Job(
+        configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE, fingerprint="fp"
+    )
+    await _leave_finished_process(fake, compile_job)
+    _end_as_completed(compile_job)
+    upload = Job(
+        configuration="a.yaml",
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        port="OTA",
+        depends_on=compile_job.job_id,
+        fingerprint="fp",
+    )
+    await _leave_finished_process(fake, upload)
+    _write_store(store_path, [compile_job, upload])
+
+    engine = await make_engine()
+    restored = engine.get(upload.job_id)
+    assert restored is not None
+    assert restored.status is JobStatus.COMPLETED
+    assert restored.exit_code == 0
+    assert restored.output.lines[-1] == FINISHED_AWAY_MARKER.format(exit_code=0)
+    await wait_until_idle(engine)
+    assert len(fake.flashed()) == 1
+    # The records are gone once the store holds the outcome.
+    assert not list((fake.config_dir / EXIT_RECORD_DIR).glob("*.exit"))
+
+
+async def test_compile_finished_while_the_engine_was_dead_releases_its_upload(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    fake.add_config("a")
+    compile_job = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
+    await _leave_finished_process(fake, compile_job)
+    upload = Job(
+        configuration="a.yaml",
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        port="OTA",
+        depends_on=compile_job.job_id,
+        held=True,
+    )
+    _write_store(store_path, [compile_job, upload])
+
+    engine = await make_engine()
+    restored = engine.get(compile_job.job_id)
+    assert restored is not None
+    assert restored.status is JobStatus.COMPLETED
+    await wait_for_status(engine, upload.job_id, JobStatus.COMPLETED)
+    assert [span.subcommand for span in spans(fake)] == ["compile", "upload"]
+
+
+async def test_compile_that_failed_while_the_engine_was_dead_cancels_its_upload(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    fake.add_config("a")
+    compile_job = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
+    await _leave_finished_process(fake, compile_job, exit_code=2)
+    upload = Job(
+        configuration="a.yaml",
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        port="OTA",
+        depends_on=compile_job.job_id,
+        held=True,
+    )
+    _write_store(store_path, [compile_job, upload])
+
+    engine = await make_engine()
+    restored = engine.get(compile_job.job_id)
+    assert restored is not None
+    assert restored.status is JobStatus.FAILED
+    assert restored.error is not None
+    assert "exit code 2 while the engine was not running" in restored.error
+    restored_upload = engine.get(upload.job_id)
+    assert restored_upload is not None
+    assert restored_upload.status is JobStatus.CANCELLED
+    assert fake.flashed() == []
+
+
+def _end_as_completed(job: Job) -> None:
+    job.status = JobStatus.COMPLETED
+    job.exit_code = 0
+    job.process = None
+
+
+def _write_store(store_path: Path, jobs: list[Job]) -> None:
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store_path.write_text(
+        json.dumps({"version": 1, "jobs": [stored_form(job) for job in jobs]}), "utf-8"
+    )

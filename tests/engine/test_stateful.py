@@ -39,7 +39,14 @@ from custom_components.esphome_pipeline.engine.persistence import FileJobStore, 
 from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from tests.fakes import FakeEsphome, fake_cli
 
-from .conftest import COMPILE_LANE_SUBCOMMANDS, Span, max_concurrency, spans, wait_until_idle
+from .conftest import (
+    COMPILE_LANE_SUBCOMMANDS,
+    Span,
+    max_concurrency,
+    process_gone,
+    spans,
+    wait_until_idle,
+)
 
 CONFIGURATIONS = ("a.yaml", "b.yaml", "c.yaml")
 PORTS = ("OTA", "10.0.0.9")
@@ -338,7 +345,7 @@ class EngineMachine(RuleBasedStateMachine):
             found = spans(self.fake)
             # Every process wrote its end record, and none of them is still alive.
             assert all(span.end != float("inf") for span in found)
-            assert not any(Path(f"/proc/{span.pid}").exists() for span in found)
+            assert all(process_gone(span.pid) for span in found)
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
+from .exit_record import COMMAND_NOT_STARTED
 from .models import Job, JobStatus, Lane, ProcessRecord
 from .output import ProgressTracker, indicates_failure
 from .runner import JobProcess
@@ -198,6 +199,13 @@ async def execute(running: RunningJob, host: LaneHost) -> Outcome:
     if running.stop_requested():
         # A stop request wins over whatever the process reported while dying.
         return _stopped_outcome(running, tree_dead=tree_dead, exit_code=exit_code)
+    if exit_code in COMMAND_NOT_STARTED:
+        reason = job.output.lines[-1] if job.output.lines else f"exit code {exit_code}"
+        return Outcome(
+            status=JobStatus.FAILED,
+            exit_code=exit_code,
+            error=f"Could not start the ESPHome command: {reason}",
+        )
     if exit_code != 0:
         return Outcome(
             status=JobStatus.FAILED,

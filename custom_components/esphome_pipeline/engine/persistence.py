@@ -11,7 +11,7 @@ a finished job keeps its last `STORED_TERMINAL_LINES` lines, the rest counted as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 import json
 import logging
@@ -29,6 +29,10 @@ STORED_TERMINAL_LINES: Final = 200
 """Lines of output a finished job keeps in storage."""
 RESTART_MARKER: Final = "— restarted: this job was interrupted and runs again —"
 """Appended to the log of a job that was running when the engine stopped or died."""
+FINISHED_AWAY_MARKER: Final = (
+    "— finished while the engine was not running (exit code {exit_code}) —"
+)
+"""Appended to the log of a job whose process finished on its own after the engine died."""
 FILE_FORMAT_VERSION: Final = 1
 
 
@@ -112,12 +116,35 @@ class Restored:
     """Process sessions recorded by the jobs (by job id) that may still be running."""
 
 
-def restore(entries: Iterable[Any], *, finished_at: str) -> Restored:
+def recorded_sessions(entries: Iterable[Any]) -> dict[str, ProcessRecord]:
+    """Return the process sessions stored jobs recorded (by job id): leftovers to reap first.
+
+    Tolerant: entries that are not valid jobs are ignored here (`restore` reports them).
+    """
+    sessions: dict[str, ProcessRecord] = {}
+    for entry in entries:
+        try:
+            job = Job.from_dict(entry)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+        if job.process is not None:
+            sessions.setdefault(job.job_id, job.process)
+    return sessions
+
+
+def restore(
+    entries: Iterable[Any],
+    *,
+    finished_at: str,
+    exit_codes: Mapping[str, int] | None = None,
+) -> Restored:
     """Rebuild the job table from stored entries, in two passes.
 
-    Pass 1: parse each entry (a corrupt one is skipped with a warning); a job that was running
-    goes back to queued, keeping its log plus `RESTART_MARKER`. Every recorded process session
-    becomes a leftover to reap before anything runs again.
+    Pass 1: parse each entry (a corrupt one is skipped with a warning). A job that was running
+    and whose process finished on its own meanwhile (its exit status is in `exit_codes`) ends
+    with that status, so it never runs twice; any other job that was running goes back to
+    queued, keeping its log plus `RESTART_MARKER`. Every recorded process session becomes a
+    leftover to reap before anything runs again.
     Pass 2: a queued job whose prerequisite is still active is held; one whose prerequisite
     completed is released; one whose prerequisite is missing, failed or cancelled is cancelled
     with an error (stamped `finished_at`).
@@ -141,10 +168,14 @@ def restore(entries: Iterable[Any], *, finished_at: str) -> Restored:
             restored.leftovers[job.job_id] = job.process
             job.process = None
         if job.status is JobStatus.RUNNING:
-            job.status = JobStatus.QUEUED
-            job.started_at = None
-            job.progress = None
-            job.output.append(RESTART_MARKER)
+            exit_code = (exit_codes or {}).get(job.job_id)
+            if exit_code is None:
+                job.status = JobStatus.QUEUED
+                job.started_at = None
+                job.progress = None
+                job.output.append(RESTART_MARKER)
+            else:
+                _finished_away(job, exit_code, finished_at)
         restored.jobs.append(job)
 
     table = JobTable(restored.jobs)
@@ -194,3 +225,18 @@ def prune(jobs: Iterable[Job], history_limit: int) -> list[Job]:
             keep.add(job.job_id)
             room -= 1
     return [job for job in ordered if job.job_id not in keep]
+
+
+def _finished_away(job: Job, exit_code: int, finished_at: str) -> None:
+    """End a job whose process finished on its own while no engine was running."""
+    job.status = JobStatus.COMPLETED if exit_code == 0 else JobStatus.FAILED
+    job.exit_code = exit_code
+    job.error = (
+        None
+        if exit_code == 0
+        else f"ESPHome {job.job_type} failed with exit code {exit_code} while the engine "
+        "was not running"
+    )
+    job.held = False
+    job.finished_at = finished_at
+    job.output.append(FINISHED_AWAY_MARKER.format(exit_code=exit_code))

@@ -21,9 +21,22 @@ from typing import Final
 from .errors import EngineStoppedError, InvalidRequestError, ResetFailedError, UnknownJobError
 from .esphome_cli import EsphomeCli, validate_configuration_name, validate_port
 from .events import EventHub, EventKind, JobEvent, JobListener
+from .exit_record import (
+    discard_exit_records,
+    exit_record_path,
+    read_exit_record,
+    with_exit_record,
+)
 from .lanes import Outcome, RunningJob, StopReason, lane_worker
 from .models import Job, JobStatus, JobType, Lane, ProcessRecord, QueueStatus, utc_now_iso
-from .persistence import RESTART_MARKER, JobStore, prune, restore, stored_form
+from .persistence import (
+    RESTART_MARKER,
+    JobStore,
+    prune,
+    recorded_sessions,
+    restore,
+    stored_form,
+)
 from .runner import reap_leftovers
 from .state import (
     JobTable,
@@ -39,6 +52,8 @@ from .state import (
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PORT: Final = "OTA"
+EXIT_RECORD_DIR: Final = Path(".esphome", "esphome_pipeline")
+"""Where, under the configuration folder, jobs leave their exit records (exit_record.py)."""
 CANCELLED_ON_REQUEST: Final = "Cancelled on request"
 CANCELLED_BY_RESET: Final = "Cancelled by a reset of the build environment"
 LEFTOVER_SURVIVED: Final = "Not run again: processes of its interrupted run could not be stopped"
@@ -79,6 +94,9 @@ class FirmwareEngine:
                 "compile_workers and upload_slots must be at least 1, history_limit at least 0"
             )
         self._config_dir = config_dir
+        self._exit_dir = config_dir / EXIT_RECORD_DIR
+        # Jobs whose outcome is known: their exit records go once the store holds it.
+        self._settled_records: set[str] = set()
         self._cli = cli
         self._store = store
         self._compile_workers = compile_workers
@@ -304,11 +322,16 @@ class FirmwareEngine:
             self._loading = None
 
     async def _restore(self) -> None:
-        entries = await self._store.load()
-        restored = restore(entries or [], finished_at=utc_now_iso())
-        records = list(restored.leftovers.items())
+        entries = await self._store.load() or []
+        # Reap first, then read the exit records: a record found after the session is gone
+        # can only come from a process that finished on its own, never from one we stopped.
+        records = list(recorded_sessions(entries).items())
         results = await asyncio.gather(*(reap_leftovers(record) for _, record in records))
         survivors = {job_id for (job_id, _), dead in zip(records, results, strict=True) if not dead}
+        exit_codes = await asyncio.get_running_loop().run_in_executor(
+            None, self._read_exit_records, [job_id for job_id, _ in records]
+        )
+        restored = restore(entries, finished_at=utc_now_iso(), exit_codes=exit_codes)
         for job in restored.jobs:
             if job.job_id in survivors:
                 _LOGGER.warning(
@@ -323,6 +346,19 @@ class FirmwareEngine:
             self._table.add(job)
         self._commit([])
         await self.flush()
+        await asyncio.get_running_loop().run_in_executor(None, discard_exit_records, self._exit_dir)
+
+    def _discard_settled_records(self, job_ids: set[str]) -> None:
+        """Delete the exit records of jobs the store now shows finished or queued. Blocking."""
+        for job_id in job_ids:
+            exit_record_path(self._exit_dir, job_id).unlink(missing_ok=True)
+
+    def _read_exit_records(self, job_ids: list[str]) -> dict[str, int]:
+        """Return the exit status each job's process recorded, for those that did. Blocking."""
+        codes = {
+            job_id: read_exit_record(exit_record_path(self._exit_dir, job_id)) for job_id in job_ids
+        }
+        return {job_id: code for job_id, code in codes.items() if code is not None}
 
     async def run(self) -> None:
         """Run every lane worker until `stop()` (or until this task is cancelled)."""
@@ -387,8 +423,10 @@ class FirmwareEngine:
         return running
 
     def _argv(self, job: Job) -> list[str]:
-        """Return the command line of `job`."""
-        return self._cli.argv(job, self._config_dir)
+        """Return the command line of `job`, wrapped to leave an exit record."""
+        return with_exit_record(
+            self._cli.argv(job, self._config_dir), exit_record_path(self._exit_dir, job.job_id)
+        )
 
     def _environment_for_jobs(self) -> dict[str, str]:
         """Return the child environment (computed once)."""
@@ -415,6 +453,7 @@ class FirmwareEngine:
         """Apply a run's outcome: release the slot, settle, save, wake the lanes, announce."""
         job = running.job
         del self._running[job.job_id]
+        self._settled_records.add(job.job_id)
         if outcome.status is JobStatus.QUEUED:
             job.status = JobStatus.QUEUED
             job.started_at = None
@@ -536,10 +575,18 @@ class FirmwareEngine:
             await asyncio.sleep(0)
             revision = self._revision
             snapshot = [stored_form(job) for job in self._table]
+            settled, self._settled_records = self._settled_records, set()
             try:
                 await self._store.save(snapshot)
             except Exception:
                 _LOGGER.exception("Could not save the firmware job queue")
+                # Keep the records: the store may still say these jobs are running.
+                self._settled_records |= settled
+            else:
+                if settled:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self._discard_settled_records, settled
+                    )
             self._saved_revision = revision
             waiting = self._save_waiters
             self._save_waiters = []
