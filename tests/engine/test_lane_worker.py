@@ -113,6 +113,21 @@ async def test_stop_during_a_failed_spawn(
     assert await running.tree_dead()
 
 
+@dataclass
+class MissingProgramHost(Host):
+    """A host whose command does not exist (no wrapper shell in between)."""
+
+    def argv(self, job: Job) -> list[str]:
+        return [str(self.config_dir / "no-such-esphome"), "compile", job.configuration]
+
+
+async def test_a_program_that_cannot_start_fails_the_job(fake: FakeEsphome) -> None:
+    outcome = await execute(RunningJob(_compile()), MissingProgramHost(fake.config_dir))
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.startswith("Could not start the ESPHome command:")
+
+
 async def test_cancel_wins_over_shutdown_and_keeps_its_error(fake: FakeEsphome) -> None:
     running = RunningJob(_compile())
     running.request_stop(StopReason.CANCEL, "first")

@@ -13,6 +13,7 @@ from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
     JobType,
+    Lane,
     ProcessRecord,
 )
 from custom_components.esphome_pipeline.engine.persistence import (
@@ -20,6 +21,7 @@ from custom_components.esphome_pipeline.engine.persistence import (
     STORED_TERMINAL_LINES,
     FileJobStore,
     prune,
+    recorded_sessions,
     restore,
     stored_form,
 )
@@ -184,3 +186,10 @@ def test_stored_json_is_plain(tmp_path: Path) -> None:
     item = job("a.yaml", JobType.UPLOAD, port="/dev/ttyUSB0", fingerprint="abc")
     text = json.dumps(stored_form(item))
     assert Job.from_dict(json.loads(text)).to_dict() == item.to_dict()
+
+
+def test_recorded_sessions_skips_what_is_not_a_job() -> None:
+    job = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
+    job.process = ProcessRecord(pid=4242, start_time=7)
+    entries = [{"job_id": "broken"}, "not even a dict", stored_form(job)]
+    assert recorded_sessions(entries) == {job.job_id: job.process}
