@@ -35,6 +35,8 @@ async def test_failed_compile_cancels_its_upload_and_persists_it(
     assert compile_job.status is JobStatus.FAILED
     assert compile_job.exit_code == 1
     assert "exit code 1" in (compile_job.error or "")
+    # ESPHome's own words are in the error, not only in the log.
+    assert "boom" in (compile_job.error or "")
     assert any("boom" in line for line in compile_job.output.lines)
     assert PREREQUISITE_INCOMPLETE in (upload.error or "")
     assert compile_job.job_id in (upload.error or "")

@@ -9,6 +9,7 @@ from custom_components.esphome_pipeline.engine.output import (
     LineSplitter,
     ProgressTracker,
     clean_text,
+    failure_summary,
     indicates_failure,
 )
 
@@ -212,3 +213,44 @@ def test_zero_is_reported_first() -> None:
 def test_indicates_failure(lines: list[str], failed: bool) -> None:
     """A broken installation shows in the output even when the exit code is 0."""
     assert indicates_failure(lines) is failed
+
+
+@pytest.mark.parametrize(
+    ("lines", "summary"),
+    [
+        (
+            [
+                "INFO Reading configuration bad.yaml...",
+                "Failed config",
+                "",
+                "api: [source bad.yaml:6]",
+                "  ",
+                "  Expected integer, but cannot parse not-a-port-number as an integer.",
+                "  port: not-a-port-number",
+            ],
+            "Expected integer, but cannot parse not-a-port-number as an integer.",
+        ),
+        (
+            [
+                "[3/9] Compiling src/main.cpp.o",
+                "src/main.cpp:12:3: error: 'foo' was not declared in this scope",
+                "ninja: build stopped: subcommand failed.",
+                "INFO done",
+            ],
+            "ninja: build stopped: subcommand failed.",
+        ),
+        (["INFO Uploading", "", "Connection refused"], "Connection refused"),
+        (["Failed config", "x: [source a.yaml:1]"], "Failed config"),
+        ([], None),
+        (["", "  "], None),
+    ],
+)
+def test_failure_summary_picks_esphome_s_own_words(lines: list[str], summary: str | None) -> None:
+    assert failure_summary(lines) == summary
+
+
+def test_failure_summary_is_bounded() -> None:
+    summary = failure_summary(["ERROR " + "x" * 1000])
+    assert summary is not None
+    assert len(summary) == 240
+    assert summary.endswith("…")

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from .exit_record import COMMAND_NOT_STARTED
 from .models import Job, JobStatus, Lane, ProcessRecord
-from .output import ProgressTracker, indicates_failure
+from .output import ProgressTracker, failure_summary, indicates_failure
 from .runner import JobProcess
 
 _LOGGER = logging.getLogger(__name__)
@@ -207,10 +207,12 @@ async def execute(running: RunningJob, host: LaneHost) -> Outcome:
             error=f"Could not start the ESPHome command: {reason}",
         )
     if exit_code != 0:
+        error = f"ESPHome {job.job_type} failed with exit code {exit_code}"
+        summary = failure_summary(job.output.lines)
         return Outcome(
             status=JobStatus.FAILED,
             exit_code=exit_code,
-            error=f"ESPHome {job.job_type} failed with exit code {exit_code}",
+            error=error if summary is None else f"{error}: {summary}",
         )
     if indicates_failure(job.output.lines):
         return Outcome(

@@ -12,7 +12,7 @@ Owns two pure, synchronous helpers the runner and the lanes feed:
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 import re
 from typing import Final
 
@@ -159,3 +159,34 @@ def indicates_failure(lines: Iterable[str]) -> bool:
     A wrapper script whose Python environment is broken can print a traceback and still exit 0.
     """
     return any(_FAILURE_MARKERS.search(line) for line in lines)
+
+
+FAILURE_SUMMARY_LIMIT: Final = 240
+"""Characters of ESPHome's own message kept in a failed job's `error`."""
+
+_ERROR_LINE: Final = re.compile(r"\berror\b|\bfailed\b", re.IGNORECASE)
+
+
+def failure_summary(lines: Sequence[str]) -> str | None:
+    """Return ESPHome's own explanation of a failure, to show next to the exit code.
+
+    A configuration error comes after "Failed config" as an indented message under the
+    `key: [source file:line]` line it concerns; anything else is the last line that names an
+    error (a compiler's `error:`, ESPHome's `ERROR ...`), else the last line printed.
+    """
+    texts = [line.strip() for line in lines]
+    if "Failed config" in texts:
+        after = texts[texts.index("Failed config") + 1 :]
+        for text in after:
+            if text and not text.endswith("]"):
+                return _shorten(text)
+    for text in reversed(texts):
+        if text and _ERROR_LINE.search(text):
+            return _shorten(text)
+    return next((_shorten(text) for text in reversed(texts) if text), None)
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= FAILURE_SUMMARY_LIMIT:
+        return text
+    return text[: FAILURE_SUMMARY_LIMIT - 1] + "…"

@@ -29,10 +29,8 @@ STORED_TERMINAL_LINES: Final = 200
 """Lines of output a finished job keeps in storage."""
 RESTART_MARKER: Final = "— restarted: this job was interrupted and runs again —"
 """Appended to the log of a job that was running when the engine stopped or died."""
-FINISHED_AWAY_MARKER: Final = (
-    "— finished while the engine was not running (exit code {exit_code}) —"
-)
-"""Appended to the log of a job whose process finished on its own after the engine died."""
+COMPLETED_AWAY_MARKER: Final = "— completed while the engine was not running —"
+"""Appended to the log of a job whose process completed on its own after the engine died."""
 FILE_FORMAT_VERSION: Final = 1
 
 
@@ -141,9 +139,9 @@ def restore(
     """Rebuild the job table from stored entries, in two passes.
 
     Pass 1: parse each entry (a corrupt one is skipped with a warning). A job that was running
-    and whose process finished on its own meanwhile (its exit status is in `exit_codes`) ends
-    with that status, so it never runs twice; any other job that was running goes back to
-    queued, keeping its log plus `RESTART_MARKER`. Every recorded process session becomes a
+    and whose process completed on its own meanwhile (exit status 0 in `exit_codes`) ends
+    completed, so it never runs twice; any other job that was running goes back to queued,
+    keeping its log plus `RESTART_MARKER`. Every recorded process session becomes a
     leftover to reap before anything runs again.
     Pass 2: a queued job whose prerequisite is still active is held; one whose prerequisite
     completed is released; one whose prerequisite is missing, failed or cancelled is cancelled
@@ -168,14 +166,15 @@ def restore(
             restored.leftovers[job.job_id] = job.process
             job.process = None
         if job.status is JobStatus.RUNNING:
-            exit_code = (exit_codes or {}).get(job.job_id)
-            if exit_code is None:
+            # Only a clean exit counts: a leftover that failed may have died of the engine's
+            # death itself (its output pipe broke), so the job runs again.
+            if (exit_codes or {}).get(job.job_id) == 0:
+                _completed_away(job, finished_at)
+            else:
                 job.status = JobStatus.QUEUED
                 job.started_at = None
                 job.progress = None
                 job.output.append(RESTART_MARKER)
-            else:
-                _finished_away(job, exit_code, finished_at)
         restored.jobs.append(job)
 
     table = JobTable(restored.jobs)
@@ -227,16 +226,11 @@ def prune(jobs: Iterable[Job], history_limit: int) -> list[Job]:
     return [job for job in ordered if job.job_id not in keep]
 
 
-def _finished_away(job: Job, exit_code: int, finished_at: str) -> None:
-    """End a job whose process finished on its own while no engine was running."""
-    job.status = JobStatus.COMPLETED if exit_code == 0 else JobStatus.FAILED
-    job.exit_code = exit_code
-    job.error = (
-        None
-        if exit_code == 0
-        else f"ESPHome {job.job_type} failed with exit code {exit_code} while the engine "
-        "was not running"
-    )
+def _completed_away(job: Job, finished_at: str) -> None:
+    """End a job whose process completed on its own while no engine was running."""
+    job.status = JobStatus.COMPLETED
+    job.exit_code = 0
+    job.error = None
     job.held = False
     job.finished_at = finished_at
-    job.output.append(FINISHED_AWAY_MARKER.format(exit_code=exit_code))
+    job.output.append(COMPLETED_AWAY_MARKER)
