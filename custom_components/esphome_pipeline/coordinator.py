@@ -168,9 +168,10 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         await self.async_rescan()
         self._remove_stale_devices()
         await self.engine.load()
+        # Oldest first, so the newest build wins; this also records an upload that completed
+        # while Home Assistant was down (the engine restores it as completed).
         for job in self.engine.jobs(statuses={JobStatus.COMPLETED}):
-            if job.job_type is JobType.COMPILE and job.fingerprint:
-                self._built[job.configuration] = job.fingerprint
+            self._record_success(job)
         self._unsubscribe = self.engine.subscribe(self._on_job_event)
         self._engine_running = True
         task = self.config_entry.async_create_background_task(

@@ -74,6 +74,10 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         state = self.state_of_configuration
         return None if state is None else state.install_percentage
 
+    def version_is_newer(self, latest_version: str, installed_version: str) -> bool:
+        """Fingerprints are not ordered: any difference means the configuration changed."""
+        return latest_version != installed_version
+
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Queue an install chain over OTA."""
         # Rescan first: the chain is labelled with the fingerprint of the file as it is now.

@@ -137,6 +137,8 @@ def test_configuration_name_must_be_a_string() -> None:
     [
         ("OTA", "OTA"),
         ("  OTA\n", "OTA"),
+        ("ota", "OTA"),
+        ("Ota", "OTA"),
         ("192.168.1.10", "192.168.1.10"),
         ("fe80::1", "fe80::1"),
         ("::1", "::1"),

@@ -247,3 +247,15 @@ async def test_install_labels_current_file(
     assert compile_job.fingerprint == coordinator_of(entry).nodes["kitchen.yaml"].fingerprint
     await wait_for_status(hass, entry, upload_job.job_id, "completed")
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_any_fingerprint_change_is_an_update(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """Fingerprints are not version numbers: a lower-looking one is still an update."""
+    fake.add_config("kitchen")
+    await setup_entry(hass, entry)
+    update = hass.data["entity_components"]["update"].get_entity("update.kitchen_firmware")
+    assert update.version_is_newer("123456789012", "923456789012")
+    assert not update.version_is_newer("123456789012", "123456789012")
+    assert await hass.config_entries.async_unload(entry.entry_id)

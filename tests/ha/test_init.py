@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
@@ -12,6 +13,16 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er, 
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import CONF_ESPHOME_COMMAND, DOMAIN
+from custom_components.esphome_pipeline.engine.exit_record import exit_record_path
+from custom_components.esphome_pipeline.engine.models import (
+    Job,
+    JobStatus,
+    JobType,
+    Lane,
+    ProcessRecord,
+)
+from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR
+from custom_components.esphome_pipeline.store import storage_key
 from tests.fakes import FakeEsphome
 
 from .conftest import coordinator_of, setup_entry, wait_for_status
@@ -192,4 +203,54 @@ async def test_home_assistant_stop_stops_processes(
     assert fake.calls("end", "compile")
     stored = hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["jobs"]
     assert [(item["job_id"], item["status"]) for item in stored] == [(job.job_id, "queued")]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_upload_completed_while_home_assistant_was_down_counts_as_installed(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake: FakeEsphome,
+    config_dir: Path,
+    entry: MockConfigEntry,
+) -> None:
+    """Home Assistant was killed mid-upload and the OTA finished on its own meanwhile."""
+    fake.add_config("kitchen")
+    label = "0123456789ab"
+    compile_job = Job(
+        configuration="kitchen.yaml",
+        job_type=JobType.COMPILE,
+        lane=Lane.COMPILE,
+        status=JobStatus.COMPLETED,
+        exit_code=0,
+        fingerprint=label,
+    )
+    upload = Job(
+        configuration="kitchen.yaml",
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        status=JobStatus.RUNNING,
+        port="OTA",
+        depends_on=compile_job.job_id,
+        fingerprint=label,
+        # A session that is long gone: nothing is left to reap.
+        process=ProcessRecord(pid=4_194_303, start_time=1),
+    )
+    hass_storage[storage_key(entry.entry_id)] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": storage_key(entry.entry_id),
+        "data": {"jobs": [compile_job.to_dict(), upload.to_dict()]},
+    }
+    record = exit_record_path(config_dir / EXIT_RECORD_DIR, upload.job_id)
+    record.parent.mkdir(parents=True)
+    record.write_text("0\n", encoding="ascii")
+
+    await setup_entry(hass, entry)
+    restored = coordinator_of(entry).engine.get(upload.job_id)
+    assert restored is not None
+    assert restored.status is JobStatus.COMPLETED
+    state = hass.states.get("update.kitchen_firmware")
+    assert state is not None
+    assert state.attributes["installed_version"] == label
+    assert fake.flashed() == []
     assert await hass.config_entries.async_unload(entry.entry_id)

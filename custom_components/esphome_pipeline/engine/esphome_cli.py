@@ -171,6 +171,9 @@ def _is_ip(value: str) -> bool:
 def validate_port(port: str) -> str:
     """Return the stripped port when it is OTA, a host/IP, a serial device or a serial URL."""
     value = port.strip() if isinstance(port, str) else ""
+    if value.upper() == DEFAULT_PORT:
+        # "ota" is no host anyone means: it is the OTA keyword typed in lower case.
+        return DEFAULT_PORT
     valid = False
     if not value or len(value) > PORT_MAX:
         valid = False
