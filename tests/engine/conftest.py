@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,6 +75,12 @@ class EventLog:
             if seen.kind is EventKind.STATUS and seen.job_id == job_id and seen.status is status:
                 return position
         raise AssertionError(f"no {status} event for {job_id}")
+
+
+def stored_jobs(store_path: Path) -> dict[str, dict[str, Any]]:
+    """Return the jobs a FileJobStore holds, by id (blocking: call from test code only)."""
+    data = json.loads(store_path.read_text(encoding="utf-8"))
+    return {entry["job_id"]: entry for entry in data["jobs"]}
 
 
 def process_gone(pid: int) -> bool:

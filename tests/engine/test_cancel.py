@@ -14,12 +14,15 @@ from custom_components.esphome_pipeline.engine.models import JobStatus, JobType
 from custom_components.esphome_pipeline.engine.state import PREREQUISITE_INCOMPLETE
 from tests.fakes import FakeEsphome
 
-from .conftest import EngineFactory, EventLog, process_gone, spans, wait_for_status, wait_until_idle
-
-
-def _stored(store_path: Path) -> dict[str, dict[str, object]]:
-    data = json.loads(store_path.read_text(encoding="utf-8"))
-    return {entry["job_id"]: entry for entry in data["jobs"]}
+from .conftest import (
+    EngineFactory,
+    EventLog,
+    process_gone,
+    spans,
+    stored_jobs,
+    wait_for_status,
+    wait_until_idle,
+)
 
 
 async def test_failed_compile_cancels_its_upload_and_persists_it(
@@ -45,7 +48,7 @@ async def test_failed_compile_cancels_its_upload_and_persists_it(
         upload.job_id, JobStatus.CANCELLED
     )
     await engine.flush()
-    stored = _stored(store_path)
+    stored = stored_jobs(store_path)
     assert stored[upload.job_id]["status"] == "cancelled"
     assert stored[compile_job.job_id]["status"] == "failed"
     assert [span.subcommand for span in spans(fake)] == ["compile"]
@@ -297,7 +300,7 @@ async def test_reset_fails_when_a_tree_survives(
     reset_id = caught.value.placeholders["job_id"]
     assert engine.get(reset_id) is None
     assert not engine.jobs(statuses=[JobStatus.QUEUED])
-    assert reset_id not in _stored(store_path)
+    assert reset_id not in stored_jobs(store_path)
     # Subscribers saw the withdrawn reset end.
     assert log.statuses(reset_id)[-1] is JobStatus.CANCELLED
     monkeypatch.undo()

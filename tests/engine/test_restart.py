@@ -32,12 +32,14 @@ from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR, Fir
 from custom_components.esphome_pipeline.engine.runner import JobProcess
 from tests.fakes import FakeEsphome, fake_cli
 
-from .conftest import EngineFactory, process_gone, spans, wait_for_status, wait_until_idle
-
-
-def _stored(store_path: Path) -> dict[str, dict[str, object]]:
-    data = json.loads(store_path.read_text(encoding="utf-8"))
-    return {entry["job_id"]: entry for entry in data["jobs"]}
+from .conftest import (
+    EngineFactory,
+    process_gone,
+    spans,
+    stored_jobs,
+    wait_for_status,
+    wait_until_idle,
+)
 
 
 async def test_stop_mid_compile_then_restart_runs_the_chain_once(
@@ -54,7 +56,7 @@ async def test_stop_mid_compile_then_restart_runs_the_chain_once(
     await first.stop()  # idempotent
     assert chain_a.compile.status is JobStatus.QUEUED
     assert chain_a.compile.output.lines[-1] == RESTART_MARKER
-    stored = _stored(store_path)
+    stored = stored_jobs(store_path)
     assert stored[chain_a.compile.job_id]["status"] == "queued"
     assert stored[chain_a.compile.job_id]["process"] is None
     assert stored[chain_a.upload.job_id]["held"] is True
@@ -78,7 +80,7 @@ async def test_stop_mid_compile_then_restart_runs_the_chain_once(
 
 
 def _running_record(store_path: Path, job_id: str) -> int:
-    entry = _stored(store_path)[job_id]
+    entry = stored_jobs(store_path)[job_id]
     process = entry["process"]
     assert isinstance(process, dict)
     return int(process["pid"])
@@ -309,14 +311,7 @@ async def test_compile_finished_while_the_engine_was_dead_releases_its_upload(
     fake.add_config("a")
     compile_job = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
     await _leave_finished_process(fake, compile_job)
-    upload = Job(
-        configuration="a.yaml",
-        job_type=JobType.UPLOAD,
-        lane=Lane.UPLOAD,
-        port="OTA",
-        depends_on=compile_job.job_id,
-        held=True,
-    )
+    upload = _held_upload(compile_job)
     _write_store(store_path, [compile_job, upload])
 
     engine = await make_engine()
@@ -334,14 +329,7 @@ async def test_compile_that_failed_while_the_engine_was_dead_runs_again(
     fake.add_config("a")
     compile_job = Job(configuration="a.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
     await _leave_finished_process(fake, compile_job, exit_code=1)
-    upload = Job(
-        configuration="a.yaml",
-        job_type=JobType.UPLOAD,
-        lane=Lane.UPLOAD,
-        port="OTA",
-        depends_on=compile_job.job_id,
-        held=True,
-    )
+    upload = _held_upload(compile_job)
     _write_store(store_path, [compile_job, upload])
     fake.behave("a.yaml", "compile", exit_code=0)
 
@@ -353,6 +341,17 @@ async def test_compile_that_failed_while_the_engine_was_dead_runs_again(
     assert RESTART_MARKER in restored.output.lines
     assert [span.subcommand for span in spans(fake)] == ["compile", "compile", "upload"]
     assert len(fake.flashed()) == 1
+
+
+def _held_upload(compile_job: Job) -> Job:
+    return Job(
+        configuration=compile_job.configuration,
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        port="OTA",
+        depends_on=compile_job.job_id,
+        held=True,
+    )
 
 
 def _end_as_completed(job: Job) -> None:
