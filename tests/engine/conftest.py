@@ -17,9 +17,10 @@ from typing import Any, Protocol
 import pytest
 
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
-from custom_components.esphome_pipeline.engine.models import JobStatus
+from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType
 from custom_components.esphome_pipeline.engine.persistence import FileJobStore
 from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
+from custom_components.esphome_pipeline.engine.state import lane_for
 from tests.fakes import FakeEsphome, fake_cli
 
 EVENT_TIMEOUT = 30.0
@@ -75,6 +76,22 @@ class EventLog:
             if seen.kind is EventKind.STATUS and seen.job_id == job_id and seen.status is status:
                 return position
         raise AssertionError(f"no {status} event for {job_id}")
+
+
+def job(
+    configuration: str,
+    job_type: JobType,
+    status: JobStatus = JobStatus.QUEUED,
+    **fields: Any,
+) -> Job:
+    """Build a job on the lane its type routes to (for table-level tests)."""
+    return Job(
+        configuration=configuration,
+        job_type=job_type,
+        lane=lane_for(job_type),
+        status=status,
+        **fields,
+    )
 
 
 def stored_jobs(store_path: Path) -> dict[str, dict[str, Any]]:

@@ -25,24 +25,11 @@ from custom_components.esphome_pipeline.engine.persistence import (
     restore,
     stored_form,
 )
-from custom_components.esphome_pipeline.engine.state import PREREQUISITE_INCOMPLETE, lane_for
+from custom_components.esphome_pipeline.engine.state import PREREQUISITE_INCOMPLETE
+
+from .conftest import job
 
 NOW = "2026-11-22T00:00:00+00:00"
-
-
-def job(
-    configuration: str,
-    job_type: JobType,
-    status: JobStatus = JobStatus.QUEUED,
-    **fields: Any,
-) -> Job:
-    return Job(
-        configuration=configuration,
-        job_type=job_type,
-        lane=lane_for(job_type),
-        status=status,
-        **fields,
-    )
 
 
 async def test_file_store_round_trip(tmp_path: Path) -> None:

@@ -22,20 +22,7 @@ from custom_components.esphome_pipeline.engine.state import (
     upload_device,
 )
 
-
-def job(
-    configuration: str,
-    job_type: JobType,
-    status: JobStatus = JobStatus.QUEUED,
-    **fields: object,
-) -> Job:
-    return Job(
-        configuration=configuration,
-        job_type=job_type,
-        lane=lane_for(job_type),
-        status=status,
-        **fields,  # type: ignore[arg-type]
-    )
+from .conftest import job
 
 
 def _finish(item: Job) -> None:
