@@ -1,7 +1,7 @@
 """The entry's persistent state on Home Assistant's `Store`: the engine's jobs and our labels.
 
 One store per config entry (key `esphome_pipeline.<entry_id>`), versioned, with a migration
-hook. It is the engine's `JobStore` (`load`/`save` of the job list) and also keeps the two
+hook. It is the engine's `JobStore` (`load`/`save` of its jobs and build records) and keeps the two
 fingerprint maps of the Home Assistant layer: what each configuration last installed
 successfully, and which fingerprint auto-install already queued (so it never queues it twice).
 Every change writes the whole document; `Store` serialises the writes.
@@ -15,11 +15,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN
+from .engine.persistence import BUILDS_KEY, JOBS_KEY, split_stored, stored_state
 
 STORAGE_VERSION: Final = 1
 STORAGE_MINOR_VERSION: Final = 1
 
-_JOBS: Final = "jobs"
+_JOBS: Final = JOBS_KEY
+_BUILDS: Final = BUILDS_KEY
 _INSTALLED: Final = "installed"
 _AUTO_INSTALLED: Final = "auto_installed"
 
@@ -58,14 +60,18 @@ class EntryStore:
 
     # JobStore protocol (engine/persistence.py)
 
-    async def load(self) -> list[dict[str, Any]] | None:
-        """Return the stored jobs, or None when none were ever stored."""
-        jobs = self._data[_JOBS]
-        return list(jobs) if jobs else None
+    async def load(self) -> dict[str, Any] | None:
+        """Return the engine's stored state (jobs and build records), or None if empty."""
+        jobs, builds = self._data[_JOBS], self._data[_BUILDS]
+        if not jobs and builds is None:
+            return None
+        return stored_state(list(jobs), builds)
 
-    async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Replace the stored jobs."""
+    async def save(self, state: dict[str, Any]) -> None:
+        """Replace the engine's stored state."""
+        jobs, builds = split_stored(state)
         self._data[_JOBS] = jobs
+        self._data[_BUILDS] = builds
         await self._store.async_save(self._document())
 
     # Fingerprint maps of the Home Assistant layer
@@ -95,6 +101,7 @@ class EntryStore:
     def _document(self) -> dict[str, Any]:
         return {
             _JOBS: list(self._data[_JOBS]),
+            _BUILDS: self._data[_BUILDS],
             _INSTALLED: dict(self._data[_INSTALLED]),
             _AUTO_INSTALLED: dict(self._data[_AUTO_INSTALLED]),
         }
@@ -110,8 +117,10 @@ def _normalised(data: dict[str, Any]) -> dict[str, Any]:
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
     jobs = data.get(_JOBS)
+    builds = data.get(_BUILDS)
     return {
         _JOBS: list(jobs) if isinstance(jobs, list) else [],
+        _BUILDS: builds if isinstance(builds, dict) else None,
         _INSTALLED: mapping(data.get(_INSTALLED)),
         _AUTO_INSTALLED: mapping(data.get(_AUTO_INSTALLED)),
     }

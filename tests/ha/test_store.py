@@ -6,6 +6,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 
+from custom_components.esphome_pipeline.engine.persistence import stored_state
 from custom_components.esphome_pipeline.store import EntryStore, storage_key
 
 
@@ -14,7 +15,7 @@ async def test_store_round_trip(hass: HomeAssistant, hass_storage: dict[str, Any
     store = EntryStore(hass, "abc")
     await store.async_load()
     assert await store.load() is None
-    await store.save([{"job_id": "1"}])
+    await store.save(stored_state([{"job_id": "1"}], {"a.yaml": {"fingerprint": "f0"}}))
     store.set_installed("a.yaml", "f1")
     store.set_auto_installed("a.yaml", "f2")
     await store.async_save()
@@ -23,12 +24,13 @@ async def test_store_round_trip(hass: HomeAssistant, hass_storage: dict[str, Any
     assert stored["minor_version"] == 1
     assert stored["data"] == {
         "jobs": [{"job_id": "1"}],
+        "builds": {"a.yaml": {"fingerprint": "f0"}},
         "installed": {"a.yaml": "f1"},
         "auto_installed": {"a.yaml": "f2"},
     }
     again = EntryStore(hass, "abc")
     await again.async_load()
-    assert await again.load() == [{"job_id": "1"}]
+    assert await again.load() == stored_state([{"job_id": "1"}], {"a.yaml": {"fingerprint": "f0"}})
     assert again.installed == {"a.yaml": "f1"}
     assert again.auto_installed == {"a.yaml": "f2"}
     await again.async_remove()

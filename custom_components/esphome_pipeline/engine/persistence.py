@@ -1,6 +1,7 @@
 """Persistence of the job table: the store interface, a JSON file store, restore and pruning.
 
-Owns: `JobStore` (load all / save all, atomic), `FileJobStore` for use outside Home Assistant,
+Owns: `JobStore` (load all / save all, atomic) and the layout of what it holds (`stored_state`,
+`split_stored`), `FileJobStore` for use outside Home Assistant,
 the stored form of a job (`stored_form`: what is written, and what the in-memory state is
 compared with), the restore rules applied on start (`restore`), and history pruning (`prune`).
 
@@ -34,14 +35,39 @@ COMPLETED_AWAY_MARKER: Final = "â€” completed while the engine was not running â
 FILE_FORMAT_VERSION: Final = 1
 
 
+JOBS_KEY: Final = "jobs"
+BUILDS_KEY: Final = "builds"
+
+
 class JobStore(Protocol):
-    """Where the job table lives between runs."""
+    """Where the engine's state lives between runs: the job table and the build records."""
 
-    async def load(self) -> list[dict[str, Any]] | None:
-        """Return the stored jobs (JSON form, creation order), or None if nothing is stored."""
+    async def load(self) -> Any:
+        """Return what `save` last stored, or None if nothing is stored.
 
-    async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Replace the stored jobs with `jobs`: all or nothing."""
+        The engine reads it with `split_stored`, which tolerates any shape.
+        """
+
+    async def save(self, state: dict[str, Any]) -> None:
+        """Replace the stored state with `state` (`stored_state`'s layout): all or nothing."""
+
+
+def stored_state(jobs: list[Any], builds: Any) -> dict[str, Any]:
+    """Return the document a `JobStore` saves: the stored jobs and the build records."""
+    return {JOBS_KEY: jobs, BUILDS_KEY: builds}
+
+
+def split_stored(stored: Any) -> tuple[list[Any], Any]:
+    """Return (job entries, build records) of what a store loaded, whatever its shape.
+
+    A bare list is the first layout (jobs only); anything unusable gives no entries.
+    """
+    if isinstance(stored, list):
+        return stored, None
+    if isinstance(stored, Mapping):
+        jobs = stored.get(JOBS_KEY)
+        return (jobs if isinstance(jobs, list) else []), stored.get(BUILDS_KEY)
+    return [], None
 
 
 class FileJobStore:
@@ -51,15 +77,15 @@ class FileJobStore:
         """Store in `path`; its folder is created on the first save."""
         self.path = path
 
-    async def load(self) -> list[dict[str, Any]] | None:
+    async def load(self) -> dict[str, Any] | None:
         """Read the file in an executor; a missing or unreadable file gives None (logged)."""
         return await asyncio.get_running_loop().run_in_executor(None, self._read)
 
-    async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Encode and write the file in an executor (`jobs` must not change meanwhile)."""
-        await asyncio.get_running_loop().run_in_executor(None, self._write, jobs)
+    async def save(self, state: dict[str, Any]) -> None:
+        """Encode and write the file in an executor (`state` must not change meanwhile)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._write, state)
 
-    def _read(self) -> list[dict[str, Any]] | None:
+    def _read(self) -> dict[str, Any] | None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -69,14 +95,13 @@ class FileJobStore:
         except ValueError as err:
             _LOGGER.warning("Ignoring the unreadable job file %s: %s", self.path, err)
             return None
-        jobs = data.get("jobs") if isinstance(data, dict) else None
-        if not isinstance(jobs, list):
+        if not isinstance(data, dict) or not isinstance(data.get(JOBS_KEY), list):
             _LOGGER.warning("Ignoring the job file %s: it holds no job list", self.path)
             return None
-        return jobs
+        return stored_state(data[JOBS_KEY], data.get(BUILDS_KEY))
 
-    def _write(self, jobs: list[dict[str, Any]]) -> None:
-        text = json.dumps({"version": FILE_FORMAT_VERSION, "jobs": jobs}, ensure_ascii=False)
+    def _write(self, state: dict[str, Any]) -> None:
+        text = json.dumps({"version": FILE_FORMAT_VERSION, **state}, ensure_ascii=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent

@@ -7,6 +7,10 @@ without processes and the engine applies them with no `await` in between.
 
 Rules, in words:
 - compile, clean and reset run on the compile lane; uploads run on the upload lane.
+- The compile lane has more than one kind of slot: this machine's compile workers, and one
+  slot per build peer. A peer's slot takes only compiles, one at a time; a compile it takes
+  runs on lane `remote` (source `remote`, `peer` its label) and counts against that peer
+  alone. Cleans and resets always run on this machine.
 - Two processes never work on the same configuration at once, whatever their lanes: a job
   waits while another job of its configuration runs (for example the superseded one, while
   it is being terminated).
@@ -21,6 +25,7 @@ Rules, in words:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
@@ -39,8 +44,27 @@ _LANE_BY_TYPE: Final[dict[JobType, Lane]] = {
 
 
 def lane_for(job_type: JobType) -> Lane:
-    """Return the lane a job of this type runs on (the only routing rule)."""
+    """Return the lane a job of this type is queued on (the only routing rule)."""
     return _LANE_BY_TYPE[job_type]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A lane worker's place: the lane it serves and whose machine does the work."""
+
+    lane: Lane
+    """`Lane.COMPILE` or `Lane.UPLOAD` (a peer's slot serves the compile lane)."""
+    peer: str | None = None
+    """None: this machine; else the label of the build peer that compiles."""
+
+    @property
+    def runs_on(self) -> Lane:
+        """Return the lane a job shows while this slot runs it."""
+        return Lane.REMOTE if self.peer is not None else self.lane
+
+
+LOCAL_COMPILE_SLOT: Final = Slot(Lane.COMPILE)
+UPLOAD_SLOT: Final = Slot(Lane.UPLOAD)
 
 
 class Prerequisite(Enum):
@@ -204,6 +228,36 @@ def _configuration_busy(job: Job, running: list[Job]) -> bool:
     return bool(job.configuration) and any(
         other.configuration == job.configuration for other in running
     )
+
+
+def next_job(table: JobTable, slot: Slot, capacity: int) -> Job | None:
+    """Return the queued job a free worker of `slot` may start now, or None.
+
+    `capacity` is how many jobs that kind of slot may run at once (the compile workers, the
+    upload slots, or 1 for a build peer).
+    """
+    if slot.lane is Lane.UPLOAD:
+        return next_upload_job(table, capacity)
+    if slot.peer is None:
+        return next_compile_lane_job(table, capacity)
+    return next_peer_job(table, slot.peer, capacity)
+
+
+def next_peer_job(table: JobTable, peer: str, capacity: int) -> Job | None:
+    """Return the queued compile a free slot of build peer `peer` may start now, or None."""
+    running = table.running()
+    if any(job.job_type is JobType.RESET_BUILD_ENV for job in running):
+        return None
+    if len([job for job in running if job.lane is Lane.REMOTE and job.peer == peer]) >= capacity:
+        return None
+    for job in table.queued(Lane.COMPILE):
+        if job.job_type is JobType.RESET_BUILD_ENV:
+            # The barrier holds for peers too: nothing queued behind a reset overtakes it.
+            return None
+        if job.job_type is not JobType.COMPILE or job.held or _configuration_busy(job, running):
+            continue
+        return job
+    return None
 
 
 def next_compile_lane_job(table: JobTable, capacity: int) -> Job | None:
