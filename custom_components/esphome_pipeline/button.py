@@ -9,7 +9,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .entity import ConfigurationEntity, HubEntity, async_add_configuration_entities
-from .services import engine_errors
+from .helpers import engine_errors
 
 # A press only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
@@ -39,8 +39,6 @@ class InstallButton(ConfigurationEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Queue the install."""
-        # Rescan first: the chain is labelled with the fingerprint of the file as it is now.
-        await self.coordinator.async_rescan()
         with engine_errors():
             await self.coordinator.async_install([self.configuration])
 
@@ -53,7 +51,7 @@ class CleanButton(ConfigurationEntity, ButtonEntity):
     async def async_press(self) -> None:
         """Queue the clean."""
         with engine_errors():
-            await self.coordinator.engine.clean([self.configuration])
+            await self.coordinator.async_clean([self.configuration])
 
 
 class ResetBuildEnvButton(HubEntity, ButtonEntity):
@@ -69,4 +67,4 @@ class ResetBuildEnvButton(HubEntity, ButtonEntity):
     async def async_press(self) -> None:
         """Queue the reset."""
         with engine_errors():
-            await self.coordinator.engine.reset_build_env()
+            await self.coordinator.async_reset_build_env()

@@ -16,8 +16,10 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .configurations import device_identifier
 from .const import DOMAIN
-from .coordinator import ConfigurationState, PipelineCoordinator, device_identifier
+from .coordinator import PipelineCoordinator
+from .snapshot import ConfigurationState
 
 
 class PipelineEntity(CoordinatorEntity[PipelineCoordinator]):

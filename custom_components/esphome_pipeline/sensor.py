@@ -9,9 +9,10 @@ from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, Sen
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import EsphomePipelineConfigEntry, JobView, PipelineCoordinator
+from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .engine.models import JobStatus
 from .entity import ConfigurationEntity, HubEntity, async_add_configuration_entities
+from .snapshot import JobView
 
 # Push-updated from the coordinator; nothing to poll.
 PARALLEL_UPDATES = 0

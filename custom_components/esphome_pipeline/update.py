@@ -4,7 +4,7 @@
 `installed_version` the fingerprint of its last successful install, so an edited
 configuration shows "update available". Install queues an install chain over OTA, exactly as
 the `install` action does. `update_percentage` = compile progress x 0.8 + upload progress
-x 0.2 (see coordinator.COMPILE_SHARE).
+x 0.2 (see snapshot.COMPILE_SHARE).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .entity import ConfigurationEntity, async_add_configuration_entities
-from .services import engine_errors
+from .helpers import engine_errors
 
 # Installing only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
@@ -80,7 +80,6 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
 
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Queue an install chain over OTA."""
-        # Rescan first: the chain is labelled with the fingerprint of the file as it is now.
-        await self.coordinator.async_rescan()
+        # The coordinator rescans first: the chain is labelled with the file as it is now.
         with engine_errors():
             await self.coordinator.async_install([self.configuration])

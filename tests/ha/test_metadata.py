@@ -82,7 +82,7 @@ def test_translation_keys_used_in_code_exist() -> None:
     errors_ = set(strings["config"]["error"])
     source = "\n".join(path.read_text(encoding="utf-8") for path in PACKAGE.glob("*.py"))
     used = set(re.findall(r'translation_key="([a-z_]+)"', source))
-    used |= set(re.findall(r'_invalid\(\s*"([a-z_]+)"', source))
+    used |= set(re.findall(r'invalid_input\(\s*"([a-z_]+)"', source))
     assert {"folder_missing", "cli_unavailable", "no_targets", "unreadable_configuration"} <= used
     assert used <= exceptions | issues
     reasons = set(re.findall(r'reason = "([a-z_]+)"', source)) - {"unknown"}

@@ -17,7 +17,7 @@ from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHO
 from custom_components.esphome_pipeline.engine.errors import EngineStoppedError
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry, wait_for_status
+from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
 
 
 async def _call(
@@ -48,7 +48,7 @@ def _device_id(hass: HomeAssistant, entry: MockConfigEntry, configuration: str) 
 
 async def _finish(hass: HomeAssistant, entry: MockConfigEntry, fake: FakeEsphome) -> None:
     fake.release("go")
-    for job in coordinator_of(entry).engine.jobs():
+    for job in coordinator_of(entry).jobs():
         await wait_for_status(hass, entry, job.job_id, "completed", "failed", "cancelled")
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -69,8 +69,7 @@ async def test_install_by_name_and_device(
             "force": True,
         },
     )
-    engine = coordinator_of(loaded).engine
-    jobs = engine.jobs()
+    jobs = coordinator_of(loaded).jobs()
     assert response == {
         "jobs": [
             {
@@ -94,17 +93,17 @@ async def test_compile_upload_clean_responses(
 ) -> None:
     """compile, upload and clean answer with one job per configuration."""
     response = await _call(hass, "compile", {"configuration": ["kitchen.yaml"]})
-    job = coordinator_of(loaded).engine.jobs()[-1]
+    job = coordinator_of(loaded).jobs()[-1]
     assert response == {"jobs": [{"configuration": "kitchen.yaml", "job_id": job.job_id}]}
     assert job.job_type == "compile"
 
     response = await _call(hass, "upload", {"configuration": "garage.yaml", "port": "192.168.1.20"})
-    job = coordinator_of(loaded).engine.jobs()[-1]
+    job = coordinator_of(loaded).jobs()[-1]
     assert response == {"jobs": [{"configuration": "garage.yaml", "job_id": job.job_id}]}
     assert job.port == "192.168.1.20"
 
     response = await _call(hass, "clean", {"configuration": "garage.yaml"})
-    job = coordinator_of(loaded).engine.jobs()[-1]
+    job = coordinator_of(loaded).jobs()[-1]
     assert response == {"jobs": [{"configuration": "garage.yaml", "job_id": job.job_id}]}
     assert job.job_type == "clean"
     await _finish(hass, loaded, fake)
@@ -142,7 +141,7 @@ async def test_reset_cancel_and_get_jobs(
     )
 
     response = await _call(hass, "reset_build_env")
-    reset = coordinator_of(loaded).engine.get(response["job_id"])
+    reset = coordinator_of(loaded).get_job(response["job_id"])
     assert reset is not None
     assert reset.job_type == "reset_build_env"
     await _finish(hass, loaded, fake)
@@ -179,7 +178,7 @@ async def test_invalid_input_queues_nothing(
         await _call(hass, service, data)
     assert raised.value.translation_domain == DOMAIN
     assert raised.value.translation_key == key
-    assert coordinator_of(loaded).engine.jobs() == []
+    assert coordinator_of(loaded).jobs() == []
     await _finish(hass, loaded, fake)
 
 
@@ -198,7 +197,7 @@ async def test_engine_failure_is_home_assistant_error(
     hass: HomeAssistant, loaded: MockConfigEntry, fake: FakeEsphome
 ) -> None:
     """An engine error that is not about the input raises a translated HomeAssistantError."""
-    engine = coordinator_of(loaded).engine
+    engine = engine_of(loaded)
     with (
         patch.object(engine, "clean", side_effect=EngineStoppedError("stopped")),
         pytest.raises(HomeAssistantError) as raised,
@@ -221,7 +220,7 @@ async def test_host_configuration_ota_goes_to_loopback(
     await _call(hass, "upload", {"configuration": ["desk.yaml"], "port": "10.0.0.2"})
     uploads = {
         (job.configuration, job.port)
-        for job in coordinator_of(entry).engine.jobs()
+        for job in coordinator_of(entry).jobs()
         if job.job_type == "upload"
     }
     assert uploads == {
@@ -287,7 +286,7 @@ async def test_entry_selection(
     assert raised.value.translation_key == "unknown_device"
 
     for loaded_entry in (entry, other):
-        for job in coordinator_of(loaded_entry).engine.jobs():
+        for job in coordinator_of(loaded_entry).jobs():
             await wait_for_status(hass, loaded_entry, job.job_id, "completed", "failed")
     assert await hass.config_entries.async_unload(other.entry_id)
     with pytest.raises(ServiceValidationError) as raised:
