@@ -1,4 +1,4 @@
-"""Actions: schemas, target resolution and responses.
+"""Actions: schemas, who may call them, target resolution and responses.
 
 Every action is registered once in `async_setup`. Targets are `configuration` (a name or a
 list) and/or `device_id` (configuration devices); `config_entry_id` is needed only when more
@@ -8,6 +8,12 @@ Everything is validated before anything is queued: the entry and each device her
 translated `ServiceValidationError`; a failing engine a translated `HomeAssistantError`
 (`helpers.engine_error_handler`).
 
+Actions that change anything are admin-only; `get_jobs` is open to every user. Home
+Assistant's `async_register_admin_service` cannot register an action that answers (before
+2025.6 it has no `supports_response` and drops the response), and every action here answers,
+so `_admin_only` makes the same check: a call from a user who is not an administrator raises
+`Unauthorized`; calls without a user (automations, scripts, Home Assistant itself) pass.
+
 Device ids are resolved with the device registry directly: the service extract helpers have no
 signature that works on both Home Assistant 2025.4 and 2026.
 """
@@ -15,6 +21,7 @@ signature that works on both Home Assistant 2025.4 and 2026.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import wraps
 from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntryState
@@ -25,6 +32,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
+from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util.json import JsonValueType
 import voluptuous as vol
@@ -95,7 +103,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN,
             name,
-            handler,
+            _admin_only(handler),
             schema=schema,
             supports_response=SupportsResponse.OPTIONAL,
         )
@@ -106,6 +114,22 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=GET_JOBS_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
+
+
+def _admin_only(handler: ActionHandler) -> ActionHandler:
+    """Run `handler` only for an administrator or a call that no user made."""
+
+    @wraps(handler)
+    async def checked(call: ServiceCall) -> ServiceResponse:
+        if call.context.user_id:
+            user = await call.hass.auth.async_get_user(call.context.user_id)
+            if user is None:
+                raise UnknownUser(context=call.context, user_id=call.context.user_id)
+            if not user.is_admin:
+                raise Unauthorized(context=call.context, user_id=user.id)
+        return await handler(call)
+
+    return checked
 
 
 # --------------------------------------------------------------------------- handlers

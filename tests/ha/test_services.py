@@ -6,12 +6,17 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+    UnknownUser,
+)
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.engine.errors import EngineStoppedError
@@ -21,10 +26,19 @@ from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
 
 
 async def _call(
-    hass: HomeAssistant, service: str, data: dict[str, Any] | None = None
+    hass: HomeAssistant,
+    service: str,
+    data: dict[str, Any] | None = None,
+    *,
+    user: MockUser | None = None,
 ) -> dict[str, Any]:
     response = await hass.services.async_call(
-        DOMAIN, service, data or {}, blocking=True, return_response=True
+        DOMAIN,
+        service,
+        data or {},
+        blocking=True,
+        return_response=True,
+        context=None if user is None else Context(user_id=user.id),
     )
     assert isinstance(response, dict)
     return response
@@ -293,3 +307,65 @@ async def test_entry_selection(
         await _call(hass, "get_jobs", {"config_entry_id": other.entry_id})
     assert raised.value.translation_key == "entry_not_loaded"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("service", "data"),
+    [
+        ("install", {"configuration": "kitchen.yaml"}),
+        ("compile", {"configuration": "kitchen.yaml"}),
+        ("upload", {"configuration": "kitchen.yaml"}),
+        ("clean", {"configuration": "kitchen.yaml"}),
+        ("reset_build_env", {}),
+        ("cancel", {"configuration": "kitchen.yaml"}),
+    ],
+)
+async def test_changing_actions_are_admin_only(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    fake: FakeEsphome,
+    hass_read_only_user: MockUser,
+    hass_admin_user: MockUser,
+    service: str,
+    data: dict[str, Any],
+) -> None:
+    """A user who is not an administrator changes nothing; an administrator gets the answer."""
+    assert not hass_read_only_user.is_admin
+    with pytest.raises(Unauthorized):
+        await _call(hass, service, data, user=hass_read_only_user)
+    assert coordinator_of(loaded).jobs() == []
+
+    response = await _call(hass, service, data, user=hass_admin_user)
+    answers = {"reset_build_env": {"job_id"}, "cancel": {"cancelled"}}
+    assert set(response) == answers.get(service, {"jobs"})
+    await _finish(hass, loaded, fake)
+
+
+async def test_unknown_user_is_refused(
+    hass: HomeAssistant, loaded: MockConfigEntry, fake: FakeEsphome
+) -> None:
+    """A call in the name of a user Home Assistant does not know is refused."""
+    with pytest.raises(UnknownUser):
+        await hass.services.async_call(
+            DOMAIN,
+            "install",
+            {"configuration": "kitchen.yaml"},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id="no-such-user"),
+        )
+    assert coordinator_of(loaded).jobs() == []
+    await _finish(hass, loaded, fake)
+
+
+async def test_get_jobs_is_open_to_every_user(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    fake: FakeEsphome,
+    hass_read_only_user: MockUser,
+) -> None:
+    """get_jobs changes nothing, so any user may read the queue."""
+    await _call(hass, "compile", {"configuration": "kitchen.yaml"})
+    response = await _call(hass, "get_jobs", user=hass_read_only_user)
+    assert [job["configuration"] for job in response["jobs"]] == ["kitchen.yaml"]
+    await _finish(hass, loaded, fake)
