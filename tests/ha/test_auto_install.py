@@ -132,6 +132,10 @@ async def test_pending_install_cancelled_on_unload_and_removal(
     assert await hass.config_entries.async_unload(auto_entry.entry_id)
     await _settle(hass)
     assert coordinator.jobs() == []
+    # A scan after unload (a late timer or task) starts no new timer.
+    _edit(fake, "logger:\n  level: WARN\n")
+    await coordinator.async_rescan()
+    assert coordinator._auto_installer.pending == {}
 
 
 async def test_installed_fingerprint_differs_at_start(

@@ -161,6 +161,33 @@ async def test_reset_cancel_and_get_jobs(
     await _finish(hass, loaded, fake)
 
 
+async def test_cancel_job_and_targets_together(
+    hass: HomeAssistant, loaded: MockConfigEntry, fake: FakeEsphome
+) -> None:
+    """A job id with targets cancels both; a bad target cancels nothing, not even the job."""
+    install = await _call(hass, "install", {"configuration": ["kitchen.yaml", "garage.yaml"]})
+    kitchen, garage = install["jobs"]
+    with pytest.raises(ServiceValidationError) as raised:
+        await _call(
+            hass, "cancel", {"job_id": kitchen["compile_job_id"], "configuration": "nope.yaml"}
+        )
+    assert raised.value.translation_key == "unknown_configuration"
+    assert not any(job.is_terminal for job in coordinator_of(loaded).jobs())
+
+    response = await _call(
+        hass, "cancel", {"job_id": kitchen["compile_job_id"], "configuration": "garage.yaml"}
+    )
+    assert sorted(response["cancelled"]) == sorted(
+        [
+            job_id
+            for chain in (kitchen, garage)
+            for key, job_id in chain.items()
+            if key != "configuration"
+        ]
+    )
+    await _finish(hass, loaded, fake)
+
+
 @pytest.mark.parametrize(
     ("service", "data", "key"),
     [
