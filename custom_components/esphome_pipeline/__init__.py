@@ -16,6 +16,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .configurations import configuration_of_device
 from .const import (
     CONF_AUTO_INSTALL_ON_CHANGE,
     CONF_COMPILE_WORKERS,
@@ -130,15 +131,10 @@ async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: EsphomePipelineConfigEntry, device: dr.DeviceEntry
 ) -> bool:
     """Allow removing a configuration device only once its file is gone (never the hub)."""
-    coordinator = entry.runtime_data.coordinator
-    return not any(
-        identifier[0] == DOMAIN
-        and (
-            identifier[1] == entry.entry_id
-            or identifier[1].removeprefix(f"{entry.entry_id}_") in coordinator.nodes
-        )
-        for identifier in device.identifiers
-    )
+    if (DOMAIN, entry.entry_id) in device.identifiers:
+        return False
+    configuration = configuration_of_device(entry.entry_id, device)
+    return configuration is None or configuration not in entry.runtime_data.coordinator.nodes
 
 
 async def _async_reload_on_change(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
+from .engine.esphome_cli import DEFAULT_PORT
+
 DOMAIN: Final = "esphome_pipeline"
 TITLE: Final = "ESPHome Pipeline"
 
@@ -32,11 +34,8 @@ RESCAN_INTERVAL: Final = timedelta(seconds=60)
 AUTO_INSTALL_SETTLE: Final = 10.0
 """Seconds a changed fingerprint must stay unchanged before auto-install queues it."""
 
-PORT_OTA: Final = "OTA"
-HOST_PLATFORM: Final = "host"
-HOST_PLATFORM_PORT: Final = "127.0.0.1"
-"""ESPHome cannot resolve `OTA` for a `host:` node (its config has no address); the host
-program runs on this machine, so an OTA install of a host node goes to the loopback address."""
+PORT_OTA: Final = DEFAULT_PORT
+"""The default upload port, the OTA keyword; its one home is the engine's port rules."""
 
 ATTR_CONFIGURATION: Final = "configuration"
 ATTR_DEVICE_ID: Final = "device_id"

@@ -17,6 +17,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
 from custom_components.esphome_pipeline.engine.events import JobEvent
+from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from tests.fakes import FakeEsphome, fake_command_line
 
 
@@ -93,11 +94,16 @@ def coordinator_of(entry: MockConfigEntry) -> PipelineCoordinator:
     return coordinator
 
 
+def engine_of(entry: MockConfigEntry) -> FirmwareEngine:
+    """Return the loaded entry's engine (only the coordinator holds it; tests may look)."""
+    return coordinator_of(entry)._engine
+
+
 async def wait_for_status(
     hass: HomeAssistant, entry: MockConfigEntry, job_id: str, *statuses: str
 ) -> dict[str, object]:
     """Wait (on engine events, not on time) until a job reaches one of `statuses`."""
-    engine = coordinator_of(entry).engine
+    engine = engine_of(entry)
     job = engine.get(job_id)
     assert job is not None
     if str(job.status) in statuses:

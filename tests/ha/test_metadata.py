@@ -18,6 +18,10 @@ from custom_components.esphome_pipeline.engine.esphome_cli import EsphomeCliErro
 PACKAGE = Path(__file__).parents[2] / "custom_components" / "esphome_pipeline"
 
 
+def _source(name: str) -> str:
+    return (PACKAGE / name).read_text(encoding="utf-8")
+
+
 def _json(name: str) -> Any:
     return json.loads((PACKAGE / name).read_text(encoding="utf-8"))
 
@@ -80,10 +84,22 @@ def test_translation_keys_used_in_code_exist() -> None:
     exceptions = set(strings["exceptions"])
     issues = set(strings["issues"])
     errors_ = set(strings["config"]["error"])
-    source = "\n".join(path.read_text(encoding="utf-8") for path in PACKAGE.glob("*.py"))
+    platforms = {name: _source(f"{name}.py") for name in strings["entity"]}
+    for platform, platform_source in platforms.items():
+        # Entity descriptions name their entity's translation key.
+        described = set(re.findall(r'translation_key="([a-z_]+)"', platform_source))
+        assert described == set(strings["entity"][platform]), platform
+    source = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in PACKAGE.glob("*.py")
+        if path.stem not in platforms
+    )
     used = set(re.findall(r'translation_key="([a-z_]+)"', source))
-    used |= set(re.findall(r'_invalid\(\s*"([a-z_]+)"', source))
-    assert {"folder_missing", "cli_unavailable", "no_targets", "unreadable_configuration"} <= used
+    used |= set(re.findall(r'invalid_input\(\s*"([a-z_]+)"', source))
+    assert {
+        "folder_missing", "cli_unavailable", "no_targets", "unknown_configuration",
+        "unreadable_configuration",
+    } <= used  # fmt: skip
     assert used <= exceptions | issues
     reasons = set(re.findall(r'reason = "([a-z_]+)"', source)) - {"unknown"}
     assert "folder_not_found" in reasons
