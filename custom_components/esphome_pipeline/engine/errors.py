@@ -30,13 +30,12 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
         return "".join(pieces)
     suffix = f"… ({len(text)} characters)"
     budget = max(limit - len(suffix), 0)
-    kept: list[str] = []
-    for piece in pieces:
-        if len(piece) > budget:
-            break
-        kept.append(piece)
-        budget -= len(piece)
-    return "".join(kept) + suffix
+    # `pieces` holds more than `limit` characters, so the budget runs out before they do.
+    end = 0
+    while len(pieces[end]) <= budget:
+        budget -= len(pieces[end])
+        end += 1
+    return "".join(pieces[:end]) + suffix
 
 
 def is_plain_text(text: str) -> bool:
