@@ -37,6 +37,7 @@ from custom_components.esphome_pipeline.engine.persistence import (
     stored_form,
 )
 from custom_components.esphome_pipeline.engine.state import lane_for
+from tests.json_shapes import any_json
 
 from .conftest import job
 
@@ -108,7 +109,8 @@ def test_entry_with_a_bad_field_is_dropped(
 
 def test_from_dict_raises_only_stored_job_error() -> None:
     """The from_dict family has one documented error, a ValueError with a reason."""
-    for data in (None, [], "job", 5, {"output": 5}):
+    shapes: list[object] = [None, [], "job", 5, {"output": 5}]
+    for data in shapes:
         with pytest.raises(StoredJobError) as caught:
             Job.from_dict(data)
         assert isinstance(caught.value, ValueError)
@@ -158,7 +160,8 @@ def test_stored_jobs_that_are_not_a_list(stored: object) -> None:
 def test_nothing_stored_drops_nothing(caplog: pytest.LogCaptureFixture) -> None:
     """None (nothing stored) and an empty list are quiet."""
     with caplog.at_level(logging.WARNING):
-        for stored in (None, []):
+        nothing: list[object] = [None, []]
+        for stored in nothing:
             restored = restore(stored, finished_at=NOW)
             assert restored.jobs == []
             assert restored.dropped.count == 0
@@ -240,21 +243,6 @@ def test_finished_jobs_are_never_held() -> None:
 # --------------------------------------------------------------------------- Hypothesis
 
 JOB_IDS = ("j1", "j2", "j3", "j4", "j5", "j6")
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-any_json = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12,
-)
-
-
 OPTIONAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "held": st.booleans(),
     "source": st.sampled_from([str(item) for item in JobSource]),

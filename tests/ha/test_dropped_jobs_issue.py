@@ -1,0 +1,63 @@
+"""The repair issue for stored jobs that restore dropped: raised, shown, acknowledged, cleared."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+
+from custom_components.esphome_pipeline.const import DOMAIN
+from custom_components.esphome_pipeline.issues import (
+    async_clear_dropped_jobs,
+    async_report_dropped_jobs,
+    dropped_jobs_issue_id,
+)
+
+
+async def test_report_lists_reasons_and_is_persistent(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry
+) -> None:
+    """The issue names the count and each reason, most frequent first, echoed safely."""
+    async_report_dropped_jobs(
+        hass,
+        "entry1",
+        4,
+        {"not an object": 1, "'output' is not an object": 2, "odd\nreason": 1},
+    )
+    issue = issue_registry.async_get_issue(DOMAIN, dropped_jobs_issue_id("entry1"))
+    assert issue is not None
+    assert issue.translation_key == "dropped_jobs"
+    assert issue.is_fixable
+    assert issue.is_persistent
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert issue.translation_placeholders == {
+        "count": "4",
+        "reasons": "- 'output' is not an object (2)\n- not an object (1)\n- odd\\nreason (1)",
+    }
+    # A later start that drops again replaces it.
+    async_report_dropped_jobs(hass, "entry1", 1, {"duplicate job id": 1})
+    issue = issue_registry.async_get_issue(DOMAIN, dropped_jobs_issue_id("entry1"))
+    assert issue is not None
+    assert issue.translation_placeholders == {"count": "1", "reasons": "- duplicate job id (1)"}
+    async_clear_dropped_jobs(hass, "entry1")
+    assert issue_registry.async_get_issue(DOMAIN, dropped_jobs_issue_id("entry1")) is None
+
+
+async def test_acknowledging_the_issue_removes_it(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry
+) -> None:
+    """Its repair flow is a confirm step showing the reasons; submitting it deletes the issue."""
+    assert await async_setup_component(hass, "repairs", {})
+    async_report_dropped_jobs(hass, "entry1", 2, {"duplicate job id": 2})
+    manager = hass.data["repairs"]["flow_manager"]
+    result = await manager.async_init(DOMAIN, data={"issue_id": dropped_jobs_issue_id("entry1")})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "confirm"
+    assert result["description_placeholders"] == {
+        "count": "2",
+        "reasons": "- duplicate job id (2)",
+    }
+    result = await manager.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert issue_registry.async_get_issue(DOMAIN, dropped_jobs_issue_id("entry1")) is None
