@@ -39,7 +39,10 @@ def async_report_cli_unavailable(
         is_fixable=False,
         severity=ir.IssueSeverity.ERROR,
         translation_key="cli_unavailable",
-        translation_placeholders={"command": command or "(auto-detect)", "error": error},
+        translation_placeholders={
+            "command": shown(command) if command else "(auto-detect)",
+            "error": error,
+        },
     )
 
 

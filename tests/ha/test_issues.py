@@ -1,4 +1,4 @@
-"""The repair issue for stored jobs that restore dropped: raised, shown, acknowledged, cleared."""
+"""Repair issues: the dropped-jobs issue (raised, shown, acknowledged, cleared), echoed input."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
 from custom_components.esphome_pipeline.const import DOMAIN
+from custom_components.esphome_pipeline.engine.errors import shown
 from custom_components.esphome_pipeline.issues import (
     async_clear_dropped_jobs,
+    async_report_cli_unavailable,
     async_report_dropped_jobs,
+    cli_issue_id,
     dropped_jobs_issue_id,
 )
 
@@ -61,3 +64,18 @@ async def test_acknowledging_the_issue_removes_it(
     result = await manager.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert issue_registry.async_get_issue(DOMAIN, dropped_jobs_issue_id("entry1")) is None
+
+
+async def test_cli_issue_echoes_the_command_line_safely(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry
+) -> None:
+    """The command line the user typed is shown escaped and short in the CLI issue."""
+    command = "/opt/esphome\x1b[2J\n" + "x" * 1000
+    async_report_cli_unavailable(hass, "entry1", command, "not found")
+    issue = issue_registry.async_get_issue(DOMAIN, cli_issue_id("entry1"))
+    assert issue is not None
+    assert issue.translation_placeholders == {"command": shown(command), "error": "not found"}
+    async_report_cli_unavailable(hass, "entry1", "", "not found")
+    issue = issue_registry.async_get_issue(DOMAIN, cli_issue_id("entry1"))
+    assert issue is not None
+    assert (issue.translation_placeholders or {})["command"] == "(auto-detect)"
