@@ -138,6 +138,9 @@ def test_missing_optional_fields_take_defaults() -> None:
     assert (kept.held, kept.force, kept.port, kept.process) == (False, False, None, None)
     assert kept.source is JobSource.LOCAL
     assert list(kept.output.lines) == []
+    # An output object without its lines is an empty log.
+    partial = {**minimal, "output": {"elided": 3}}
+    assert restore([partial], finished_at=NOW).jobs[0].output.elided == 3
 
 
 def test_output_beyond_the_limit_is_counted_as_elided() -> None:
