@@ -35,7 +35,11 @@ from .coordinator import (
 )
 from .engine.queue import FirmwareEngine
 from .entity import hub_device_info
-from .issues import async_clear_cli_unavailable, async_report_cli_unavailable
+from .issues import (
+    async_clear_cli_unavailable,
+    async_clear_dropped_jobs,
+    async_report_cli_unavailable,
+)
 from .preflight import (
     CliFailedError,
     PreflightError,
@@ -125,6 +129,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEn
     """Delete the entry's stored jobs and fingerprints."""
     await EntryStore(hass, entry.entry_id).async_remove()
     async_clear_cli_unavailable(hass, entry.entry_id)
+    async_clear_dropped_jobs(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

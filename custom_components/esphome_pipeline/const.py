@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
-from .engine.esphome_cli import DEFAULT_PORT
+from .engine.input_rules import OTA_PORT
 
 DOMAIN: Final = "esphome_pipeline"
 TITLE: Final = "ESPHome Pipeline"
@@ -34,7 +34,7 @@ RESCAN_INTERVAL: Final = timedelta(seconds=60)
 AUTO_INSTALL_SETTLE: Final = 10.0
 """Seconds a changed fingerprint must stay unchanged before auto-install queues it."""
 
-PORT_OTA: Final = DEFAULT_PORT
+PORT_OTA: Final = OTA_PORT
 """The default upload port, the OTA keyword; its one home is the engine's port rules."""
 
 ATTR_CONFIGURATION: Final = "configuration"

@@ -34,13 +34,14 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from .auto_install import AutoInstaller
 from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
-from .engine.esphome_cli import validate_port
 from .engine.events import EventKind, JobEvent
 from .engine.fingerprint import NodeInfo
+from .engine.input_rules import check_configuration_file, check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
 from .engine.queue import FirmwareEngine, InstallChain
 from .helpers import invalid_input
-from .installed import InstalledRecord, LastBuilds
+from .installed import InstalledRecord
+from .issues import async_report_dropped_jobs
 from .snapshot import PipelineSnapshot, build_snapshot
 from .store import EntryStore
 
@@ -87,8 +88,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             esphome_version=esphome_version,
             on_change=self._on_configurations_changed,
         )
-        self._last_builds = LastBuilds()
-        self._installed = InstalledRecord(hass, entry, store, self._last_builds.fingerprint)
+        self._installed = InstalledRecord(hass, entry, store, self._last_build_fingerprint)
         self._auto_installer = (
             AutoInstaller(hass, entry, store, self._configurations, self.async_install)
             if auto_install
@@ -124,6 +124,12 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         await self._configurations.async_rescan()
         self._configurations.remove_stale_devices()
         await self._engine.load()
+        dropped = self._engine.dropped
+        if dropped.count:
+            # Kept until the user confirms it: a clean start later does not undo the loss.
+            async_report_dropped_jobs(
+                self.hass, self.config_entry.entry_id, dropped.count, dropped.reasons
+            )
         # Oldest first, so the newest build wins; this also records an upload that completed
         # while Home Assistant was down (the engine restores it as completed).
         for job in self._engine.jobs(statuses={JobStatus.COMPLETED}):
@@ -194,7 +200,19 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         for name in configurations:
             if name not in self._configurations.nodes:
                 raise invalid_input("unknown_configuration", configuration=name)
-        return list(dict.fromkeys(configurations))
+        names = list(dict.fromkeys(configurations))
+        # Checked again now, not only at the last scan: the file ESPHome will open must still
+        # be a regular file inside the folder.
+        await self.hass.async_add_executor_job(self._check_files, names)
+        return names
+
+    def _check_files(self, names: list[str]) -> None:
+        for name in names:
+            check_configuration_file(self.config_dir, name)
+
+    async def _async_port(self, port: str) -> str:
+        """Return the validated port; a serial device must be a TTY here (checked off-loop)."""
+        return await self.hass.async_add_executor_job(check_serial_port, port)
 
     async def async_install(
         self, configurations: Sequence[str], *, port: str = PORT_OTA, force: bool = False
@@ -202,7 +220,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Rescan, then queue install chains labelled with the current fingerprints."""
         names = await self.async_targets(configurations)
         chains: list[InstallChain] = []
-        for group_port, group in self._by_port(names, validate_port(port)).items():
+        for group_port, group in self._by_port(names, await self._async_port(port)).items():
             chains += await self._engine.install(
                 group,
                 port=group_port,
@@ -226,7 +244,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Rescan, then queue uploads of the current builds."""
         names = await self.async_targets(configurations)
         jobs: list[Job] = []
-        for group_port, group in self._by_port(names, validate_port(port)).items():
+        for group_port, group in self._by_port(names, await self._async_port(port)).items():
             jobs += await self._engine.upload(group, port=group_port)
         return jobs
 
@@ -294,8 +312,11 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
 
     @callback
     def _job_completed(self, job: Job) -> None:
-        self._last_builds.job_completed(job)
         self._installed.job_completed(job)
+
+    def _last_build_fingerprint(self, configuration: str) -> str | None:
+        build = self._engine.last_build(configuration)
+        return None if build is None else build.fingerprint
 
     @callback
     def _schedule_push(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import DOMAIN
-from .engine.errors import EngineError, InvalidRequestError
+from .engine.errors import EngineError, InvalidRequestError, shown
 
 
 @contextmanager
@@ -51,7 +51,12 @@ def engine_error_handler[**P, T](
 
 
 def invalid_input(key: str, **placeholders: str) -> ServiceValidationError:
-    """Return the translated error for bad input that the engine never saw."""
+    """Return the translated error for bad input that the engine never saw.
+
+    Echoed input is shortened and its control characters escaped (`shown`).
+    """
     return ServiceValidationError(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={name: shown(value) for name, value in placeholders.items()},
     )

@@ -2,8 +2,8 @@
 
 When an upload completes, the configuration's installed fingerprint becomes the upload's label
 (the fingerprint its install chain was queued with); a plain upload without a label takes the
-label of the configuration's last completed compile. The record lives in the entry's store;
-the update entity shows it as the installed version.
+label of the configuration's last successful build (the engine's build record). The record
+lives in the entry's store; the update entity shows it as the installed version.
 """
 
 from __future__ import annotations
@@ -15,28 +15,6 @@ from homeassistant.core import HomeAssistant, callback
 
 from .engine.models import Job, JobType
 from .store import EntryStore
-
-
-class LastBuilds:
-    """The label of each configuration's last completed compile, in memory.
-
-    Fed from the completed jobs (the restored history at start, then every event); that is
-    enough because uploads flash the build the last compile left behind.
-    """
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self._labels: dict[str, str] = {}
-
-    @callback
-    def job_completed(self, job: Job) -> None:
-        """Remember the label of a completed, labelled compile."""
-        if job.job_type is JobType.COMPILE and job.fingerprint:
-            self._labels[job.configuration] = job.fingerprint
-
-    def fingerprint(self, configuration: str) -> str | None:
-        """Return the label of the configuration's last completed compile, if any."""
-        return self._labels.get(configuration)
 
 
 class InstalledRecord:

@@ -120,7 +120,17 @@ def test_restore_two_passes(caplog: pytest.LogCaptureFixture) -> None:
     entries += ["not a job", {"job_id": "x"}, stored_form(done_compile)]
     with caplog.at_level(logging.WARNING):
         restored = restore(entries, finished_at=NOW)
-    assert caplog.text.count("Skipping stored job") == 3
+    # One warning for all three, grouped by reason.
+    assert [record.getMessage() for record in caplog.records] == [
+        "Dropped 3 stored job entries that are not usable jobs: 'configuration' is missing (1); "
+        "duplicate job id (1); not an object (1)"
+    ]
+    assert restored.dropped.count == 3
+    assert restored.dropped.reasons == {
+        "not an object": 1,
+        "'configuration' is missing": 1,
+        "duplicate job id": 1,
+    }
     assert restored.leftovers == {running_compile.job_id: record}
     jobs = {item.job_id: item for item in restored.jobs}
     assert len(jobs) == 8

@@ -14,7 +14,11 @@ from custom_components.esphome_pipeline.engine.models import (
     JobType,
     SkipReason,
 )
-from custom_components.esphome_pipeline.engine.persistence import FileJobStore, stored_state
+from custom_components.esphome_pipeline.engine.persistence import (
+    FileJobStore,
+    split_stored,
+    stored_state,
+)
 from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from custom_components.esphome_pipeline.engine.skip import BuildLedger, BuildRecord
 from tests.fakes import FakeEsphome, fake_cli
@@ -207,11 +211,10 @@ def test_ledger_ignores_unusable_records(data: object) -> None:
     assert BuildLedger.from_dict(data).to_dict() == {}
 
 
-async def test_the_store_layout_is_tolerant(store_path: Path) -> None:
-    from custom_components.esphome_pipeline.engine.persistence import split_stored
-
-    assert split_stored(None) == ([], None)
-    assert split_stored("garbage") == ([], None)
+def test_the_store_layout_passes_jobs_on_as_stored() -> None:
+    # Restore judges the job entries and reports what it cannot use (test_restore_shapes).
+    assert split_stored(None) == (None, None)
+    assert split_stored("garbage") == ("garbage", None)
     assert split_stored([{"job_id": "1"}]) == ([{"job_id": "1"}], None)
-    assert split_stored({"jobs": "no", "builds": {}}) == ([], {})
+    assert split_stored({"jobs": "no", "builds": {}}) == ("no", {})
     assert split_stored(stored_state([], {})) == ([], {})

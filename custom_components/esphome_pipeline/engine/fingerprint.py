@@ -26,10 +26,12 @@ from typing import Any, Final
 
 import yaml
 
+# Re-exported under its old home for the diagnostics; defined once in input_rules.
+from .input_rules import SECRETS_FILES as SECRETS_FILES  # noqa: PLC0414
+
 FINGERPRINT_LENGTH: Final = 12
 MAX_FILES: Final = 256
 MAX_SUBSTITUTION_ROUNDS: Final = 8
-SECRETS_FILES: Final = ("secrets.yaml", "secrets.yml")
 PLATFORM_KEYS: Final = (
     "host",
     "esp32",

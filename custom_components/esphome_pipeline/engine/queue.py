@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from .dispatcher import Dispatcher, TableHooks
-from .errors import EngineStoppedError, ResetFailedError, UnknownJobError
-from .esphome_cli import EsphomeCli, validate_port
+from .errors import EngineStoppedError, ResetFailedError, UnknownJobError, shown
+from .esphome_cli import EsphomeCli
 from .events import EventHub, EventKind, JobEvent, JobListener, JobReporter
 from .executors import Executor, LocalExecutor
+from .input_rules import OTA_PORT, validate_port
 from .job_factory import InstallChain, install_chains, new_job, validated_names
 from .lanes import Outcome, RunningJob, StopReason
 from .models import (
@@ -37,7 +38,15 @@ from .models import (
     SkipReason,
     utc_now_iso,
 )
-from .persistence import RESTART_MARKER, JobStore, prune, split_stored, stored_form, stored_state
+from .persistence import (
+    RESTART_MARKER,
+    DroppedJobs,
+    JobStore,
+    prune,
+    split_stored,
+    stored_form,
+    stored_state,
+)
 from .recovery import ExitRecordKeeper, discard_all_exit_records, recover
 from .saver import AfterSave, CoalescingSaver
 from .skip import BuildLedger, BuildRecord, SkipCheck
@@ -59,7 +68,6 @@ __all__ = ["FirmwareEngine", "InstallChain"]
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_PORT: Final = "OTA"
 EXIT_RECORD_DIR: Final = Path(".esphome", "esphome_pipeline")
 """Where, under the configuration folder, jobs leave their exit records (exit_record.py)."""
 CANCELLED_ON_REQUEST: Final = "Cancelled on request"
@@ -123,6 +131,8 @@ class FirmwareEngine:
             skip_checks=skip_checks,
         )
         self._peers: dict[str, Executor] = {}
+        self.dropped = DroppedJobs()
+        """What `load()` could not use of the stored jobs (none, usually)."""
         self._running = False
         self._loaded = False
         self._loading: asyncio.Future[None] | None = None
@@ -198,7 +208,7 @@ class FirmwareEngine:
         self,
         configurations: Sequence[str],
         *,
-        port: str = DEFAULT_PORT,
+        port: str = OTA_PORT,
         force: bool = False,
         fingerprints: Mapping[str, str] | None = None,
     ) -> list[InstallChain]:
@@ -230,7 +240,7 @@ class FirmwareEngine:
         return jobs
 
     async def upload(
-        self, configurations: Sequence[str], *, port: str = DEFAULT_PORT, force: bool = False
+        self, configurations: Sequence[str], *, port: str = OTA_PORT, force: bool = False
     ) -> list[Job]:
         """Queue an upload of the current build per configuration."""
         await self._ready()
@@ -303,7 +313,7 @@ class FirmwareEngine:
         await self._loaded_fully()
         job = self._table.get(job_id)
         if job is None:
-            raise UnknownJobError(f"No job has the id {job_id!r}", job_id=str(job_id))
+            raise UnknownJobError(f"No job has the id '{shown(job_id)}'", job_id=str(job_id))
         if job.is_terminal:
             return []
         return await self._cancel([job])
@@ -332,6 +342,7 @@ class FirmwareEngine:
             entries, builds = split_stored(await self._store.load())
             recovered = await recover(entries, self._exit_dir)
             self._builds = BuildLedger.from_dict(builds)
+            self.dropped = recovered.dropped
             for job in recovered.jobs:
                 self._table.add(job)
                 if builds is None and job.is_terminal:

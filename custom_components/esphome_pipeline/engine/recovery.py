@@ -12,7 +12,6 @@ stopped is not run again (two processes would work on one configuration): it end
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 import logging
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, Final
 
 from .exit_record import discard_exit_records, exit_record_path, read_exit_record
 from .models import Job, JobStatus, utc_now_iso
-from .persistence import recorded_sessions, restore
+from .persistence import DroppedJobs, recorded_sessions, restore
 from .runner import reap_leftovers
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,9 +32,11 @@ class Recovered:
     """The jobs to put back in the table, oldest first, with every restore rule applied."""
 
     jobs: list[Job]
+    dropped: DroppedJobs
+    """Stored entries that could not be used, and why."""
 
 
-async def recover(entries: Sequence[Any], exit_dir: Path) -> Recovered:
+async def recover(entries: Any, exit_dir: Path) -> Recovered:
     """Reap leftovers, read exit records, and restore `entries` (the stored jobs)."""
     loop = asyncio.get_running_loop()
     records = list(recorded_sessions(entries).items())
@@ -60,7 +61,7 @@ async def recover(entries: Sequence[Any], exit_dir: Path) -> Recovered:
             job.error = LEFTOVER_SURVIVED
             job.exit_code = None
             job.finished_at = finished_at
-    return Recovered(jobs=restored.jobs)
+    return Recovered(jobs=restored.jobs, dropped=restored.dropped)
 
 
 async def discard_all_exit_records(exit_dir: Path) -> None:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
+from .input_rules import OTA_PORT
 from .models import Job, JobStatus, JobType, Lane
 
-OTA_PORT: Final = "OTA"
 PREREQUISITE_INCOMPLETE: Final = "prerequisite did not complete"
 """The phrase every cascade-cancel error contains (users and tests look for it)."""
 
