@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import os
 from pathlib import Path
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
-from .const import PROBE_TIMEOUT
+from .const import CONF_ESPHOME_COMMAND, CONF_MANAGED_ESPHOME, PROBE_TIMEOUT
 from .engine.errors import EngineError
 from .engine.esphome_cli import EsphomeCli, detect_command_line, probe_version
 from .provision.manager import async_get_provisioner
+from .repairs import async_clear_managed_esphome_broken, async_report_managed_esphome_broken
 
 
 class PreflightError(Exception):
@@ -127,6 +129,23 @@ async def async_check_cli(
     except (EngineError, OSError) as err:
         raise CliFailedError(str(err)) from err
     return CheckedCli(cli=cli, command_line=command_line, version=version)
+
+
+async def async_check_entry_cli(hass: HomeAssistant, entry: ConfigEntry) -> CheckedCli:
+    """The CLI check at setup: the entry's command, else the ESPHome installed for it, else
+    a detected one. An installed ESPHome that does not run raises the fixable "Reinstall
+    ESPHome" issue (and ManagedEsphomeBrokenError); a working check clears it."""
+    try:
+        checked = await async_check_cli(
+            hass,
+            entry.options.get(CONF_ESPHOME_COMMAND, ""),
+            managed=entry.data.get(CONF_MANAGED_ESPHOME),
+        )
+    except ManagedEsphomeBrokenError as err:
+        async_report_managed_esphome_broken(hass, entry.entry_id, err.version, err.detail)
+        raise
+    async_clear_managed_esphome_broken(hass, entry.entry_id)
+    return checked
 
 
 async def _async_check_managed(hass: HomeAssistant, version: str) -> CheckedCli:

@@ -2,14 +2,14 @@
 
 The entry runs a fake-installed ESPHome (`<config>/.esphome_pipeline/esphome-2026.10.0`, whose
 `python -m esphome` is the fake CLI), so its jobs really run through the installed
-environment. The `wired` fixture applies, by patching, exactly the wiring lines the lead adds
-to `__init__.py` and `update.py` (see the report of the provisioning branch).
+environment. The `wired` fixture applies, by patching, the wiring lines `__init__.py` and
+`update.py` get (tests/ha/wiring.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,11 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import EventStateChangedData, async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.esphome_pipeline import esphome_update, update as update_platform
+from custom_components.esphome_pipeline import esphome_update
 from custom_components.esphome_pipeline.const import (
     CONF_CONFIG_DIR,
     CONF_ESPHOME_COMMAND,
@@ -36,18 +35,16 @@ from custom_components.esphome_pipeline.const import (
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
 from custom_components.esphome_pipeline.engine.models import QueueStatus
 from custom_components.esphome_pipeline.esphome_update import (
-    ManagedEsphomeUpdateEntity,
     async_wait_until_idle,
 )
-from custom_components.esphome_pipeline.preflight import async_check_cli
 from custom_components.esphome_pipeline.provision.manager import (
     EsphomeProvisioner,
-    managed_esphome_version,
 )
 from tests.fakes import FakeEsphome
 from tests.fakes.installer import FakeInstaller, use_fake_installer
 
 from .conftest import coordinator_of, setup_entry, wait_for_status
+from .wiring import provisioning_wiring
 
 NEWER = "2026.11.0"
 
@@ -72,36 +69,9 @@ def managed_entry(config_dir: Path) -> MockConfigEntry:
 
 
 @pytest.fixture
-async def wired(managed_entry: MockConfigEntry) -> AsyncIterator[None]:
-    """The wiring of `__init__.py` (the installed version picks the CLI) and `update.py`
-    (the entity on the hub when the integration installed the CLI), applied by patching."""
-    original_setup = update_platform.async_setup_entry
-
-    async def check_cli(hass: HomeAssistant, command: str) -> Any:
-        return await async_check_cli(
-            hass, command, managed=managed_entry.data.get(CONF_MANAGED_ESPHOME)
-        )
-
-    async def setup_update_platform(
-        hass: HomeAssistant, entry: Any, async_add_entities: AddConfigEntryEntitiesCallback
-    ) -> None:
-        await original_setup(hass, entry, async_add_entities)
-        if managed_esphome_version(entry):
-            coordinator = entry.runtime_data.coordinator
-            async_add_entities(
-                [
-                    ManagedEsphomeUpdateEntity(
-                        entry,
-                        queue=coordinator.engine,
-                        installed_version=coordinator.esphome_version,
-                    )
-                ]
-            )
-
-    with (
-        patch("custom_components.esphome_pipeline.async_check_cli", check_cli),
-        patch.object(update_platform, "async_setup_entry", setup_update_platform),
-    ):
+def wired() -> Iterator[None]:
+    """The provisioning wiring of `__init__.py` and `update.py` (see tests/ha/wiring.py)."""
+    with provisioning_wiring():
         yield
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -22,6 +23,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import (
     CONF_CONFIG_DIR,
+    CONF_ESPHOME_COMMAND,
     CONF_MANAGED_ESPHOME,
     DOMAIN,
     MANAGED_ESPHOME_VERSION,
@@ -36,6 +38,8 @@ from custom_components.esphome_pipeline.repairs import (
     managed_broken_issue_id,
 )
 from tests.fakes.installer import FakeInstaller, use_fake_installer
+
+from .wiring import provisioning_wiring
 
 PACKAGE = Path(__file__).parents[2] / "custom_components" / "esphome_pipeline"
 CAUSE = "it was made for Python 3.12, and Home Assistant now runs Python 3.13"
@@ -78,8 +82,9 @@ async def entries(hass: HomeAssistant) -> list[MockConfigEntry]:
     return made
 
 
-async def _start_fix(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
-    async_report_managed_esphome_broken(hass, entry_id, MANAGED_ESPHOME_VERSION, CAUSE)
+async def _start_fix(hass: HomeAssistant, entry_id: str, *, report: bool = True) -> dict[str, Any]:
+    if report:
+        async_report_managed_esphome_broken(hass, entry_id, MANAGED_ESPHOME_VERSION, CAUSE)
     manager = hass.data[REPAIRS_DOMAIN]["flow_manager"]
     result: dict[str, Any] = await manager.async_init(
         DOMAIN, data={"issue_id": managed_broken_issue_id(entry_id)}
@@ -188,3 +193,41 @@ def test_fix_flow_strings() -> None:
     assert set(config["progress"]) == {"install_esphome"}
     assert {"install_failed", "version_invalid", "managed_esphome_broken"} <= set(config["error"])
     assert "managed_esphome_broken" in strings["options"]["error"]
+
+
+async def test_broken_at_setup_then_repaired(
+    hass: HomeAssistant,
+    installer: tuple[FakeInstaller, EsphomeProvisioner],
+    broken: ManagedEnvironment,
+    tmp_path: Path,
+) -> None:
+    """Setup finds the installed ESPHome broken: the entry retries with the fixable issue;
+    the fix reinstalls, the entry reloads and runs, and the issue is gone."""
+    assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
+    folder = tmp_path / "esphome"
+    folder.mkdir()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=str(folder),
+        data={CONF_CONFIG_DIR: str(folder), CONF_MANAGED_ESPHOME: MANAGED_ESPHOME_VERSION},
+        options={CONF_ESPHOME_COMMAND: ""},
+    )
+    entry.add_to_hass(hass)
+    issues = ir.async_get(hass)
+    with provisioning_wiring():
+        await hass.config_entries.async_setup(entry.entry_id)
+        assert entry.state is ConfigEntryState.SETUP_RETRY
+        issue = issues.async_get_issue(DOMAIN, managed_broken_issue_id(entry.entry_id))
+        assert issue is not None
+        assert issue.is_fixable
+        assert "made for Python 3.12" in issue.translation_placeholders["error"]
+
+        result = await _start_fix(hass, entry.entry_id, report=False)
+        assert "made for Python 3.12" in result["description_placeholders"]["cause"]
+        result = await _reinstall(hass, result["flow_id"])
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+
+        assert entry.state is ConfigEntryState.LOADED
+        assert issues.async_get_issue(DOMAIN, managed_broken_issue_id(entry.entry_id)) is None
+        assert await hass.config_entries.async_unload(entry.entry_id)
