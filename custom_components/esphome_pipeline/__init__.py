@@ -42,10 +42,13 @@ from .issues import (
 )
 from .preflight import (
     CliFailedError,
+    ManagedEsphomeBrokenError,
     PreflightError,
-    async_check_cli,
     async_check_config_dir,
+    async_check_entry_cli,
 )
+from .provision.manager import async_remove_unused_environments
+from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
 from .store import EntryStore
 
@@ -72,10 +75,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         ) from err
     command = entry.options.get(CONF_ESPHOME_COMMAND, "")
     try:
-        checked = await async_check_cli(hass, command)
+        checked = await async_check_entry_cli(hass, entry)
     except PreflightError as err:
         error = err.detail if isinstance(err, CliFailedError) else err.reason
-        async_report_cli_unavailable(hass, entry.entry_id, command, error)
+        if not isinstance(err, ManagedEsphomeBrokenError):
+            # A broken ESPHome we installed raised its own, fixable issue ("Reinstall").
+            async_report_cli_unavailable(hass, entry.entry_id, command, error)
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="cli_unavailable",
@@ -130,6 +135,8 @@ async def async_remove_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEn
     await EntryStore(hass, entry.entry_id).async_remove()
     async_clear_cli_unavailable(hass, entry.entry_id)
     async_clear_dropped_jobs(hass, entry.entry_id)
+    async_clear_managed_esphome_broken(hass, entry.entry_id)
+    await async_remove_unused_environments(hass)
 
 
 async def async_remove_config_entry_device(

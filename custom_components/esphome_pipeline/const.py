@@ -15,6 +15,10 @@ CONF_ESPHOME_COMMAND: Final = "esphome_command"
 CONF_COMPILE_WORKERS: Final = "compile_workers"
 CONF_UPLOAD_SLOTS: Final = "upload_slots"
 CONF_AUTO_INSTALL_ON_CHANGE: Final = "auto_install_on_change"
+CONF_MANAGED_ESPHOME: Final = "managed_esphome"
+"""Entry data: the ESPHome version the integration installed for the entry (absent: none)."""
+CONF_ESPHOME_VERSION: Final = "esphome_version"
+"""Config flow field (advanced): the ESPHome version to install."""
 
 DEFAULT_CONFIG_SUBDIR: Final = "esphome"
 DEFAULT_COMPILE_WORKERS: Final = 1
@@ -22,6 +26,9 @@ DEFAULT_UPLOAD_SLOTS: Final = 4
 DEFAULT_AUTO_INSTALL_ON_CHANGE: Final = False
 MAX_COMPILE_WORKERS: Final = 16
 MAX_UPLOAD_SLOTS: Final = 32
+
+MANAGED_ESPHOME_VERSION: Final = "2026.10.0"
+"""The ESPHome release the config flow installs by default: the tested one (`script/setup`)."""
 
 EVENT_JOB: Final = "esphome_pipeline_job"
 

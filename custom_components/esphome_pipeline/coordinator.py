@@ -281,6 +281,10 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Return what runs on each lane and how many jobs wait."""
         return self._engine.queue_status()
 
+    def subscribe(self, callback: Callable[[JobEvent], None]) -> Callable[[], None]:
+        """Call `callback` for every engine job event (it must not wait); return unsubscribe."""
+        return self._engine.subscribe(callback)
+
     def _by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
         for name in configurations:

@@ -25,7 +25,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .entity import ConfigurationEntity, async_add_configuration_entities
+from .esphome_update import ManagedEsphomeUpdateEntity
 from .helpers import engine_error_handler
+from .provision.manager import managed_esphome_version
 
 # Installing only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
@@ -43,13 +45,22 @@ async def async_setup_entry(
     entry: EsphomePipelineConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a firmware entity per configuration."""
+    """Add a firmware entity per configuration, and ESPHome's own when we installed it."""
+    coordinator = entry.runtime_data.coordinator
     async_add_configuration_entities(
-        entry.runtime_data.coordinator,
+        coordinator,
         entry,
         async_add_entities,
         lambda coordinator, name: [FirmwareUpdateEntity(coordinator, name)],
     )
+    if managed_esphome_version(entry):
+        async_add_entities(
+            [
+                ManagedEsphomeUpdateEntity(
+                    entry, queue=coordinator, installed_version=coordinator.esphome_version
+                )
+            ]
+        )
 
 
 class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
