@@ -33,7 +33,7 @@ from .coordinator import (
     EsphomePipelineRuntimeData,
     PipelineCoordinator,
 )
-from .engine.queue import FirmwareEngine
+from .engine.firmware import FirmwareEngine
 from .entity import hub_device_info
 from .issues import (
     async_clear_cli_unavailable,

@@ -36,9 +36,9 @@ from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
 from .engine.events import EventKind, JobEvent
 from .engine.fingerprint import NodeInfo
+from .engine.firmware import FirmwareEngine, InstallChain
 from .engine.input_rules import check_configuration_file, check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
-from .engine.queue import FirmwareEngine, InstallChain
 from .helpers import invalid_input
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs

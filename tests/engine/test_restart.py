@@ -15,6 +15,7 @@ from custom_components.esphome_pipeline.engine.exit_record import (
     exit_record_path,
     with_exit_record,
 )
+from custom_components.esphome_pipeline.engine.firmware import EXIT_RECORD_DIR, FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
@@ -28,7 +29,6 @@ from custom_components.esphome_pipeline.engine.persistence import (
     FileJobStore,
     stored_form,
 )
-from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR, FirmwareEngine
 from custom_components.esphome_pipeline.engine.runner import JobProcess
 from tests.fakes import FakeEsphome, fake_cli
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
@@ -19,7 +20,6 @@ from custom_components.esphome_pipeline.engine.persistence import (
     split_stored,
     stored_state,
 )
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from custom_components.esphome_pipeline.engine.skip import BuildLedger, BuildRecord
 from tests.fakes import FakeEsphome, fake_cli
 

@@ -34,13 +34,13 @@ from hypothesis.stateful import (
 
 from custom_components.esphome_pipeline.engine.errors import UnknownJobError
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import JobStatus, JobType, Lane
 from custom_components.esphome_pipeline.engine.persistence import (
     FileJobStore,
     split_stored,
     stored_form,
 )
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from tests.fakes import FakeEsphome, fake_cli
 
 from .conftest import (

@@ -17,7 +17,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
 from custom_components.esphome_pipeline.engine.events import JobEvent
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from tests.fakes import FakeEsphome, fake_command_line
 
 

@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.esphome_pipeline.const import EVENT_JOB
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from tests.fakes import FakeEsphome
 
 from .conftest import coordinator_of, setup_entry, wait_for_status

@@ -14,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.engine.exit_record import exit_record_path
+from custom_components.esphome_pipeline.engine.firmware import EXIT_RECORD_DIR
 from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
@@ -21,7 +22,6 @@ from custom_components.esphome_pipeline.engine.models import (
     Lane,
     ProcessRecord,
 )
-from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR
 from custom_components.esphome_pipeline.store import storage_key
 from tests.fakes import FakeEsphome
 

@@ -24,13 +24,13 @@ Rules, in words:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
 from .input_rules import OTA_PORT
-from .models import Job, JobStatus, JobType, Lane
+from .models import Job, JobStatus, JobType, Lane, QueueStatus
 
 PREREQUISITE_INCOMPLETE: Final = "prerequisite did not complete"
 """The phrase every cascade-cancel error contains (users and tests look for it)."""
@@ -113,6 +113,20 @@ class JobTable:
         """Forget a job (pruning, or a reset that could not be placed)."""
         self._jobs.pop(job_id, None)
 
+    def select(
+        self,
+        *,
+        statuses: Collection[JobStatus] | None = None,
+        configurations: Collection[str] | None = None,
+    ) -> list[Job]:
+        """Return the jobs (oldest first) with these statuses and configurations (None: any)."""
+        return [
+            job
+            for job in self._jobs.values()
+            if (statuses is None or job.status in statuses)
+            and (configurations is None or job.configuration in configurations)
+        ]
+
     def active(self) -> list[Job]:
         """Return the queued and running jobs, oldest first."""
         return [job for job in self._jobs.values() if job.status.is_active]
@@ -136,6 +150,15 @@ class JobTable:
     def dependents(self, job_id: str) -> list[Job]:
         """Return the jobs that depend on `job_id`."""
         return [job for job in self._jobs.values() if job.depends_on == job_id]
+
+
+def queue_status(table: JobTable) -> QueueStatus:
+    """Return what runs on this machine's lanes and how many jobs wait."""
+    return QueueStatus(
+        compile_running=tuple(job.job_id for job in table.running(Lane.COMPILE)),
+        upload_running=tuple(job.job_id for job in table.running(Lane.UPLOAD)),
+        queue_depth=sum(1 for job in table if job.status is JobStatus.QUEUED),
+    )
 
 
 def prerequisite_state(job: Job, table: JobTable) -> Prerequisite:
