@@ -1,0 +1,535 @@
+"""One persistent link to one paired build peer: connect, keep alive, submit, cancel, download.
+
+Owns `PeerLink`: a task that opens the Noise channel with the `peer_link` intent (the
+receiver's key must match the stored pin on every connect; a mismatch stops the link for good
+and nothing is sent), keeps it alive with a heartbeat (a ping every interval; nothing heard for
+`misses` intervals ends the session), answers the receiver's own pings, reconnects with a
+backoff of 1 s doubling to 30 s, and keeps the peer's status current: connected or not, its
+compile lane (idle, running, queue depth) from `queue_status`, its ESPHome version and name.
+
+Requests ride on the live session: `submit_compile` streams a bundle in chunks and waits for
+the receiver's acknowledgement and then the job's end, feeding output and progress on the way;
+`cancel` reaches the peer; `download_artifacts` saves the artifact tarball into a staging file.
+A session that ends fails every request in flight with the reason (`PeerLostError`, or the
+`PeerProtocolError` that closed it), so a caller never waits on a dead link. `close()` ends the
+session at once and tells the receiver why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+import contextlib
+from dataclasses import dataclass, replace
+from enum import StrEnum
+import hashlib
+import logging
+import os
+from pathlib import Path
+import re
+from typing import Any, Final
+import uuid
+
+import aiohttp
+
+from .identity import PeerIdentity
+from .remote_jobs import (
+    ArtifactDownload,
+    DownloadedArtifacts,
+    OutputCallback,
+    ProgressCallback,
+    ReceivedArtifacts,
+    RemoteBuildResult,
+    RemoteJob,
+)
+from .transport import NoiseChannel, open_channel
+from .wire import (
+    ACK_BYTES_PER_SECOND,
+    ACK_TIMEOUT_BASE,
+    CHUNK_BYTES,
+    HANDSHAKE_TIMEOUT,
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_MISSES,
+    MAX_BUNDLE_BYTES,
+    RECONNECT_INITIAL,
+    RECONNECT_MAX,
+    Intent,
+    IntentResponse,
+    MessageType,
+    PeerError,
+    PeerLostError,
+    PeerPinMismatchError,
+    PeerProtocolError,
+    clip,
+    field_bool,
+    field_int,
+    field_str,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+DOWNLOAD_IDLE_TIMEOUT: Final = 60.0
+"""Seconds an artifact stream may stall before the session is given up."""
+_VERSION_RE: Final = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$")
+_YAML_LEAF_RE: Final = re.compile(r"^[^/\\\x00]+\.(?:ya?ml)$", re.IGNORECASE)
+
+
+class LinkState(StrEnum):
+    """Where the link stands."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    OFFLINE = "offline"
+    REJECTED = "rejected"
+    """The receiver refused the link (it no longer knows us); retried with backoff."""
+    PIN_MISMATCH = "pin_mismatch"
+    """The receiver presented another key: the link stopped and sends nothing more."""
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """What is known about the peer right now."""
+
+    state: LinkState = LinkState.CONNECTING
+    idle: bool = False
+    running: bool = False
+    queue_depth: int = 0
+    esphome_version: str | None = None
+    friendly_name: str | None = None
+    error: str | None = None
+    sessions: int = 0
+    """How many sessions were opened so far (a reconnect raises it)."""
+
+    @property
+    def connected(self) -> bool:
+        """True while a session is open."""
+        return self.state is LinkState.CONNECTED
+
+    @property
+    def available(self) -> bool:
+        """True when the peer could start a compile at once."""
+        return self.connected and self.idle and not self.running and self.queue_depth == 0
+
+
+def _version_from(response: dict[str, Any]) -> str | None:
+    value = response.get("esphome_version")
+    return value if isinstance(value, str) and _VERSION_RE.fullmatch(value) else None
+
+
+def _text_from(response: dict[str, Any], key: str) -> str | None:
+    value = response.get(key)
+    return clip(value.strip(), 128) or None if isinstance(value, str) else None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (0600) through a temporary name (blocking)."""
+    temporary = path.with_name(f".{path.name}.part")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    temporary.replace(path)
+
+
+class PeerLink:
+    """The persistent link to one peer. Call `start()`, and `close()` when the peer goes."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        identity: PeerIdentity,
+        pin: str,
+        dashboard_id: str,
+        label: str,
+        http: aiohttp.ClientSession | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_misses: int = HEARTBEAT_MISSES,
+        reconnect_initial: float = RECONNECT_INITIAL,
+        reconnect_max: float = RECONNECT_MAX,
+        connect_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        """Describe the link; nothing connects before `start()`."""
+        self.host = host
+        self.port = port
+        self.pin = pin
+        self.label = label
+        self._identity = identity
+        self._hello = {
+            "dashboard_id": dashboard_id,
+            "label": label,
+            "friendly_name": label,
+            "ha_addon": False,
+        }
+        self._http = http
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_misses = heartbeat_misses
+        self._reconnect_initial = reconnect_initial
+        self._reconnect_max = reconnect_max
+        self._connect_timeout = connect_timeout
+        self._status = PeerStatus()
+        self._listeners: list[Callable[[PeerStatus], None]] = []
+        self._waiters: list[tuple[Callable[[PeerStatus], bool], asyncio.Future[PeerStatus]]] = []
+        self._channel: NoiseChannel | None = None
+        self._jobs: dict[str, RemoteJob] = {}
+        self._downloads: dict[str, ArtifactDownload] = {}
+        self._submit_lock = asyncio.Lock()
+        self._download_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- status -------------------------------------------------------------------------
+
+    @property
+    def status(self) -> PeerStatus:
+        """The current status."""
+        return self._status
+
+    def subscribe(self, callback: Callable[[PeerStatus], None]) -> Callable[[], None]:
+        """Call `callback` with every new status; return the function that unsubscribes."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    async def wait_for(
+        self, predicate: Callable[[PeerStatus], bool], within: float | None = None
+    ) -> PeerStatus:
+        """Return the first status (the current one included) for which `predicate` holds."""
+        if predicate(self._status):
+            return self._status
+        future: asyncio.Future[PeerStatus] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(within):
+                return await future
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _update(self, **changes: Any) -> None:
+        self._status = replace(self._status, **changes)
+        for callback in list(self._listeners):
+            try:
+                callback(self._status)
+            except Exception:
+                _LOGGER.exception("A peer status listener failed")
+        for predicate, future in list(self._waiters):
+            if not future.done() and predicate(self._status):
+                future.set_result(self._status)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting (and reconnecting) in the background."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"peer link {self.host}:{self.port}"
+            )
+
+    async def close(self) -> None:
+        """End the link now: the session closes, requests in flight fail, no reconnect."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._fail_inflight(PeerLostError("The link to the build peer was closed"))
+        self._update(state=LinkState.CLOSED)
+
+    async def _run(self) -> None:
+        backoff = self._reconnect_initial
+        while not self._closed:
+            self._update(state=LinkState.CONNECTING)
+            try:
+                channel, response = await open_channel(
+                    self.host,
+                    self.port,
+                    self._identity,
+                    Intent.PEER_LINK,
+                    self._hello,
+                    expected_pin=self.pin,
+                    http=self._http,
+                    connect_timeout=self._connect_timeout,
+                )
+            except PeerPinMismatchError as err:
+                _LOGGER.warning("Build peer %s:%s: %s", self.host, self.port, err)
+                self._update(state=LinkState.PIN_MISMATCH, error=str(err), idle=False)
+                return
+            except PeerError as err:
+                self._update(state=LinkState.OFFLINE, error=str(err), idle=False)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._reconnect_max)
+                continue
+            answer = response["intent_response"]
+            if answer != IntentResponse.OK:
+                await channel.close()
+                reason = response.get("reason")
+                detail = f" ({clip(reason, 100)})" if isinstance(reason, str) and reason else ""
+                self._update(
+                    state=LinkState.REJECTED,
+                    idle=False,
+                    error=f"The build peer refused the link: {clip(answer, 50)}{detail}",
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._reconnect_max)
+                continue
+            backoff = self._reconnect_initial
+            error = await self._serve(channel, response)
+            _LOGGER.info("Build peer %s:%s: session ended: %s", self.host, self.port, error)
+            self._update(
+                state=LinkState.OFFLINE, error=str(error), idle=False, running=False, queue_depth=0
+            )
+            await asyncio.sleep(backoff)
+
+    async def _serve(self, channel: NoiseChannel, response: dict[str, Any]) -> PeerError:
+        """Run one session until it ends; return why it ended."""
+        self._channel = channel
+        self._update(
+            state=LinkState.CONNECTED,
+            error=None,
+            esphome_version=_version_from(response),
+            friendly_name=_text_from(response, "friendly_name"),
+            sessions=self._status.sessions + 1,
+        )
+        loop = asyncio.get_running_loop()
+        heard = [loop.time()]
+        reader = loop.create_task(self._read(channel, heard))
+        heartbeat = loop.create_task(self._heartbeat(channel, heard))
+        error: PeerError = PeerLostError("The link to the build peer was closed")
+        try:
+            done, _ = await asyncio.wait({reader, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            ended = done.pop().exception()
+            if isinstance(ended, PeerError):
+                error = ended
+            elif ended is not None:
+                _LOGGER.error("Build peer session failed", exc_info=ended)
+                error = PeerLostError(f"Internal error on the peer link: {ended!r}")
+        finally:
+            self._channel = None
+            for task in (reader, heartbeat):
+                task.cancel()
+            await asyncio.gather(reader, heartbeat, return_exceptions=True)
+            self._fail_inflight(error)
+            await channel.close("client_stopped" if self._closed else None)
+        return error
+
+    async def _heartbeat(self, channel: NoiseChannel, heard: list[float]) -> None:
+        loop = asyncio.get_running_loop()
+        nonce = 0
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            silent = loop.time() - heard[0]
+            if silent > self._heartbeat_interval * self._heartbeat_misses:
+                raise PeerLostError(f"The build peer stopped answering ({silent:.0f} s silent)")
+            nonce += 1
+            await channel.send({"type": MessageType.PING, "nonce": nonce})
+
+    async def _read(self, channel: NoiseChannel, heard: list[float]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = await channel.receive()
+            heard[0] = loop.time()
+            try:
+                await self._dispatch(channel, frame)
+            except PeerProtocolError as err:
+                _LOGGER.warning(
+                    "Build peer %s:%s broke the protocol: %s", self.host, self.port, err
+                )
+                raise
+
+    def _fail_inflight(self, error: PeerError) -> None:
+        for job in list(self._jobs.values()):
+            job.fail(error)
+        for download in list(self._downloads.values()):
+            download.fail(error)
+
+    # --- frames from the peer -----------------------------------------------------------
+
+    async def _dispatch(self, channel: NoiseChannel, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == MessageType.PING:
+            nonce = frame.get("nonce")
+            await channel.send({"type": MessageType.PONG, "nonce": nonce})
+        elif kind == MessageType.TERMINATE:
+            reason = clip(field_str(frame, "reason", optional=True), 100) or "no reason"
+            raise PeerLostError(f"The build peer ended the link ({reason})")
+        elif kind == MessageType.QUEUE_STATUS:
+            idle = field_bool(frame, "idle")
+            running = field_bool(frame, "running")
+            depth = field_int(frame, "queue_depth")
+            self._update(idle=idle, running=running, queue_depth=depth)
+        elif kind == MessageType.SUBMIT_JOB_ACK:
+            job = self._jobs.get(field_str(frame, "job_id"))
+            if job is None:
+                raise PeerProtocolError("The build peer acknowledged a job that was never sent")
+            job.on_ack(frame)
+            if job.cancel_requested and job.acknowledged.done() and not job.result.done():
+                await channel.send({"type": MessageType.CANCEL_JOB, "job_id": job.job_id})
+        elif kind in {MessageType.JOB_STATE_CHANGED, MessageType.JOB_OUTPUT}:
+            job = self._jobs.get(field_str(frame, "job_id"))
+            if job is None:
+                # A job of an earlier session still reporting: already failed here, ignored.
+                return
+            if kind == MessageType.JOB_OUTPUT:
+                job.on_output(frame)
+            else:
+                job.on_state(frame)
+        elif kind in {
+            MessageType.ARTIFACTS_START,
+            MessageType.ARTIFACTS_CHUNK,
+            MessageType.ARTIFACTS_END,
+        }:
+            download = self._downloads.get(field_str(frame, "job_id"))
+            if download is None:
+                raise PeerProtocolError("The build peer sent artifacts nobody asked for")
+            if kind == MessageType.ARTIFACTS_START:
+                download.on_start(frame)
+            elif kind == MessageType.ARTIFACTS_CHUNK:
+                download.on_chunk(frame)
+            else:
+                download.on_end(frame)
+        elif kind != MessageType.PONG:
+            # Newer receivers may know more message types; ignoring them keeps us compatible.
+            _LOGGER.debug("Build peer %s:%s sent unknown frame %r", self.host, self.port, kind)
+
+    # --- requests -----------------------------------------------------------------------
+
+    def _require_channel(self) -> NoiseChannel:
+        if self._channel is None:
+            raise PeerLostError(f"The build peer {self.label} is not connected")
+        return self._channel
+
+    async def submit_compile(
+        self,
+        configuration_filename: str,
+        bundle_path: Path,
+        *,
+        on_output: OutputCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+        job_id: str | None = None,
+        device_name: str | None = None,
+        esphome_version: str | None = None,
+    ) -> RemoteBuildResult:
+        """Send the bundle for a compile and wait for the job's end on the peer.
+
+        `esphome_version`, when given, asks the receiver to build with that ESPHome release
+        (Device Builder then installs it on the receiver). Raises PeerLostError when the
+        session ends first, RemoteJobRefusedError when the receiver refuses the job.
+        """
+        if not _YAML_LEAF_RE.fullmatch(configuration_filename):
+            raise ValueError(f"{configuration_filename!r} is not a YAML file name")
+        bundle = await asyncio.get_running_loop().run_in_executor(None, bundle_path.read_bytes)
+        if not bundle or len(bundle) > MAX_BUNDLE_BYTES:
+            raise ValueError(f"A bundle of {len(bundle)} bytes cannot be sent to a build peer")
+        self._require_channel()
+        job = RemoteJob(job_id or uuid.uuid4().hex, on_output, on_progress)
+        self._jobs[job.job_id] = job
+        try:
+            async with self._submit_lock:
+                if job.acknowledged.done():
+                    await job.acknowledged
+                await self._send_bundle(
+                    self._require_channel(),
+                    job,
+                    configuration_filename,
+                    bundle,
+                    device_name,
+                    esphome_version,
+                )
+            return await job.result
+        finally:
+            self._jobs.pop(job.job_id, None)
+
+    async def _send_bundle(
+        self,
+        channel: NoiseChannel,
+        job: RemoteJob,
+        configuration_filename: str,
+        bundle: bytes,
+        device_name: str | None,
+        esphome_version: str | None,
+    ) -> None:
+        chunks = [bundle[i : i + CHUNK_BYTES] for i in range(0, len(bundle), CHUNK_BYTES)]
+        header: dict[str, Any] = {
+            "type": MessageType.SUBMIT_JOB,
+            "job_id": job.job_id,
+            "configuration_filename": configuration_filename,
+            "target": "compile",
+            "total_bundle_bytes": len(bundle),
+            "num_chunks": len(chunks),
+            "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+        }
+        if device_name:
+            header["device_name"] = device_name
+        if esphome_version:
+            header["target_esphome_version"] = esphome_version
+        await channel.send(header)
+        for index, chunk in enumerate(chunks):
+            await channel.send(
+                {
+                    "type": MessageType.SUBMIT_JOB_CHUNK,
+                    "job_id": job.job_id,
+                    "chunk_index": index,
+                    "data_b64": base64.b64encode(chunk).decode("ascii"),
+                    "is_last": index == len(chunks) - 1,
+                }
+            )
+        limit = ACK_TIMEOUT_BASE + len(bundle) / ACK_BYTES_PER_SECOND
+        try:
+            async with asyncio.timeout(limit):
+                await asyncio.shield(job.acknowledged)
+        except TimeoutError:
+            error = PeerLostError(f"The build peer did not accept the job within {limit:.0f} s")
+            job.fail(error)
+            await channel.close("ack_timeout")
+            raise error from None
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask the peer to cancel a job; its `cancelled` state is the confirmation."""
+        job = self._jobs.get(job_id)
+        if job is None or job.result.done():
+            return
+        job.cancel_requested = True
+        # Before the acknowledgement the receiver has no job to cancel yet: the cancel is
+        # sent when the acknowledgement arrives.
+        if job.acknowledged.done() and self._channel is not None:
+            with contextlib.suppress(PeerLostError):
+                await self._channel.send({"type": MessageType.CANCEL_JOB, "job_id": job_id})
+
+    async def download_artifacts(self, job_id: str, destination: Path) -> DownloadedArtifacts:
+        """Fetch a completed job's artifact tarball into `destination` (a staging file)."""
+        async with self._download_lock:
+            channel = self._require_channel()
+            download = ArtifactDownload(job_id)
+            self._downloads[job_id] = download
+            try:
+                await channel.send({"type": MessageType.DOWNLOAD_ARTIFACTS, "job_id": job_id})
+                received = await self._await_download(channel, download)
+            finally:
+                self._downloads.pop(job_id, None)
+        await asyncio.get_running_loop().run_in_executor(
+            None, _write_private, destination, received.data
+        )
+        return DownloadedArtifacts(
+            destination, len(received.data), received.sha256, received.firmware_offset
+        )
+
+    @staticmethod
+    async def _await_download(
+        channel: NoiseChannel, download: ArtifactDownload
+    ) -> ReceivedArtifacts:
+        seen = -1
+        while True:
+            try:
+                async with asyncio.timeout(DOWNLOAD_IDLE_TIMEOUT):
+                    return await asyncio.shield(download.done)
+            except TimeoutError:
+                if download.received == seen:
+                    error = PeerProtocolError("The build peer stalled while sending artifacts")
+                    download.fail(error)
+                    await channel.close("download_stalled")
+                    raise error from None
+                seen = download.received
