@@ -109,7 +109,7 @@ def chip_tarball(chip: str, name: str, receiver_build: str = "/data/build") -> b
     images = ESP32_IMAGES if chip == "esp32" else {}
     idedata = {
         "prog_path": f"{build}/{pioenvs}/firmware.elf",
-        "cc_path": "/root/.platformio/packages/toolchain/bin/gcc",
+        "cc_path": "/home/builder/.platformio/packages/toolchain/bin/gcc",
         "extra": {
             "flash_images": [
                 {"path": f"{build}/{pioenvs}/{image}", "offset": offset}
@@ -149,7 +149,7 @@ def hostile_tarball(case: str, name: str = "dev1") -> bytes:
         case "hardlink":
             members.append(special_member("evil", tarfile.LNKTYPE, link="storage.json"))
         case "absolute_path":
-            members.append(file_member("/tmp/evil", b"x"))
+            members.append(file_member("/evil", b"x"))
         case "dot_dot":
             members.append(file_member("../../evil", b"x"))
         case "nested_dot_dot":

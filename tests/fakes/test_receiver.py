@@ -14,8 +14,9 @@ Builder's tarball layout.
 Its key and approvals persist in its folder, so a receiver started again on the same folder
 is the same peer. `hostile=` makes it misbehave in one way (see `HOSTILE_WIRE` and
 `artifact_tarballs.HOSTILE_TARBALLS`); `artifact_override=` serves given bytes as the
-artifacts (the transfer benchmark). Tests synchronise on `event(name)`: `session`, `ping`,
-`submit`, `started`, `ended`, `cancel` are set when they happen.
+artifacts (the transfer benchmark); `behaviour=` is the fake CLI's behaviour table written
+into every job's folder. Tests synchronise on `event(name)`: `session`, `ping`, `submit`,
+`started`, `ended`, `cancel` are set when they happen.
 
 Not a test module despite its name (it is the brief's name): it defines no tests.
 """
@@ -120,6 +121,7 @@ class PeerReceiver:
         artifact_override: bytes | None = None,
         heartbeat_interval: float = 30.0,
         answer_pings: bool = True,
+        behaviour: dict[str, Any] | None = None,
     ) -> None:
         """Describe the receiver; `work_dir` holds its key, approvals and job folders."""
         self.work_dir = work_dir
@@ -133,6 +135,7 @@ class PeerReceiver:
         self.artifact_override = artifact_override
         self.heartbeat_interval = heartbeat_interval
         self.answer_pings = answer_pings
+        self.behaviour = behaviour
         key_file = work_dir / ".receiver-key.bin"
         if not key_file.exists():
             key_file.write_bytes(PeerIdentity.generate().private_key)
@@ -358,6 +361,9 @@ class PeerReceiver:
         folder.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
             tar.extractall(folder, filter="data")
+        if self.behaviour is not None:
+            # The fake CLI reads its behaviour from the configuration's folder.
+            (folder / ".fake_esphome.json").write_text(json.dumps(self.behaviour))
         job = _Job(job_id, session, folder, header["configuration_filename"])
         self.jobs[job_id] = job
         await session.send({"type": "submit_job_ack", "job_id": job_id, "accepted": True})

@@ -36,9 +36,7 @@ def identity() -> PeerIdentity:
 
 
 @pytest.fixture
-async def make_receiver(
-    tmp_path: Path, socket_enabled: None
-) -> AsyncIterator[ReceiverFactory]:
+async def make_receiver(tmp_path: Path, socket_enabled: None) -> AsyncIterator[ReceiverFactory]:
     """Start test receivers (each in its own folder unless one is given); stop them after."""
     started: list[PeerReceiver] = []
 
