@@ -566,11 +566,20 @@ class PeerReceiver:
 
 
 def main() -> None:
-    """Run a receiver as a process: `python -m tests.fakes.test_receiver FOLDER PORT CLI...`."""
-    folder, port, *cli = sys.argv[1:]
+    """Run a receiver as a process.
+
+    `python -m tests.fakes.test_receiver FOLDER PORT [--artifact-bytes N] CLI...` prints
+    `LISTENING 127.0.0.1:<port> PIN <pin> KEY <key>` once it serves; with `--artifact-bytes`
+    it answers every download with N random bytes (the transfer benchmark).
+    """
+    folder, port, *rest = sys.argv[1:]
+    override: bytes | None = None
+    if rest[:1] == ["--artifact-bytes"]:
+        override = os.urandom(int(rest[1]))
+        rest = rest[2:]
 
     async def serve() -> None:
-        receiver = PeerReceiver(Path(folder), cli=cli, port=int(port))
+        receiver = PeerReceiver(Path(folder), cli=rest, port=int(port), artifact_override=override)
         await receiver.start()
         print(
             f"LISTENING 127.0.0.1:{receiver.port} PIN {receiver.pin} KEY {receiver.pairing_key}",

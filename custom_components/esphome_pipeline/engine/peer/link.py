@@ -123,7 +123,7 @@ def _text_from(response: dict[str, Any], key: str) -> str | None:
     return clip(value.strip(), 128) or None if isinstance(value, str) else None
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes | bytearray) -> None:
     """Write `data` to `path` (0600) through a temporary name (blocking)."""
     temporary = path.with_name(f".{path.name}.part")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -11,7 +11,6 @@ order and size is checked here and broken ones raise `PeerProtocolError`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ class RemoteBuildResult:
 class ReceivedArtifacts:
     """An artifact tarball received whole and intact (its bytes match the announced hash)."""
 
-    data: bytes = field(repr=False)
+    data: bytes | bytearray = field(repr=False)
     sha256: str
     firmware_offset: str
 
@@ -221,7 +220,7 @@ class ArtifactDownload:
                 f"The build peer sent artifact chunk {index}; chunk {self._next_index} was due"
             )
         try:
-            data = base64.b64decode(encoded, validate=True)
+            data = binascii.a2b_base64(encoded, strict_mode=True)
         except (binascii.Error, ValueError) as err:
             raise PeerProtocolError(
                 "The build peer sent an artifact chunk that is not base64"
@@ -261,9 +260,8 @@ class ArtifactDownload:
                 "The artifacts do not match the SHA-256 the build peer announced"
             )
         if not self.done.done():
-            self.done.set_result(
-                ReceivedArtifacts(bytes(self._buffer), digest, self._firmware_offset)
-            )
+            # Handed over without a copy: the download is done with its buffer.
+            self.done.set_result(ReceivedArtifacts(self._buffer, digest, self._firmware_offset))
         self._buffer = bytearray()
 
     def fail(self, error: BaseException) -> None:
