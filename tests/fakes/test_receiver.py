@@ -46,9 +46,26 @@ from tests.fakes.artifact_tarballs import hostile_tarball, pack_build
 
 PAIRING_KEY = "ABCD-EFGH-JKMN-PQRS"
 CHUNK = 32 * 1024
-HOSTILE_WIRE = (
+HOSTILE_HANDSHAKE = (
     "handshake_text",
     "handshake_garbage_answer",
+    "handshake_bad_second_message",
+    "handshake_answer_without_response",
+)
+QUIRKS = (
+    "handshake_stall",
+    "refuse_job",
+    "peer_cancels",
+    "noise_for_others",
+    "pack_failed",
+    "never_ack",
+    "ignore_cancel",
+)
+"""Odd but legal behaviour: a stalled handshake, a refused job, a cancel nobody asked for,
+frames of unknown types or for unknown jobs (to be ignored), a refused download, a job never
+acknowledged, a cancel ignored."""
+HOSTILE_WIRE = (
+    *HOSTILE_HANDSHAKE,
     "text_frame",
     "oversize_frame",
     "garbage_frame",
@@ -153,6 +170,7 @@ class PeerReceiver:
         self._running: _Job | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def pin(self) -> str:
@@ -177,7 +195,7 @@ class PeerReceiver:
         """Listen on 127.0.0.1 (`port`, or a free one that `port` then holds)."""
         app = web.Application()
         app.router.add_get("/remote-build/peer-link", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
@@ -201,6 +219,7 @@ class PeerReceiver:
         await self._shutdown(signal.SIGKILL)
 
     async def _shutdown(self, signum: int) -> None:
+        self._stopping.set()
         if self._running is not None and self._running.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._running.process.pid, signum)
@@ -229,6 +248,12 @@ class PeerReceiver:
             if self.hostile == "handshake_text":
                 await ws.send_str("hello")
                 return ws
+            if self.hostile == "handshake_bad_second_message":
+                await ws.send_bytes(os.urandom(96))
+                return ws
+            if self.hostile == "handshake_stall":
+                await self._stopping.wait()
+                return ws
             await ws.send_bytes(bytes(noise.write_message(b"")))
             hello = json.loads(
                 bytes(noise.read_message(await ws.receive_bytes(timeout=10))) or b"{}"
@@ -240,6 +265,9 @@ class PeerReceiver:
         answer = self._answer(str(intent), session.peer, peer_pin, hello)
         if self.hostile == "handshake_garbage_answer":
             await session.send_plain(b"\xff not json")
+            return ws
+        if self.hostile == "handshake_answer_without_response":
+            await session.send({"esphome_version": "1"})
             return ws
         await session.send(answer)
         if intent == "peer_link" and answer["intent_response"] == "ok":
@@ -322,7 +350,8 @@ class PeerReceiver:
         elif kind == "cancel_job":
             self.cancels.append(frame["job_id"])
             self._fire("cancel")
-            await self._cancel(frame["job_id"])
+            if self.hostile != "ignore_cancel":
+                await self._cancel(frame["job_id"])
         elif kind == "download_artifacts":
             self._spawn(self._send_artifacts(session, frame["job_id"]))
 
@@ -342,7 +371,13 @@ class PeerReceiver:
 
     async def _accept(self, session: _Session, header: dict[str, Any], bundle: bytes) -> None:
         job_id = header["job_id"]
-        if hashlib.sha256(bundle).hexdigest() != header["bundle_sha256"]:
+        if self.hostile == "never_ack":
+            self._fire("submit")
+            return
+        if (
+            self.hostile == "refuse_job"
+            or hashlib.sha256(bundle).hexdigest() != header["bundle_sha256"]
+        ):
             await session.send(
                 {
                     "type": "submit_job_ack",
@@ -482,6 +517,13 @@ class PeerReceiver:
                         "firmware_offset": "0x0",
                     }
                 )
+            case "noise_for_others":
+                await session.send({"type": "future_feature", "value": 1})
+                await session.send({"type": "job_output", "job_id": "old", "line": "x\n"})
+            case "peer_cancels":
+                job.cancelled = True
+                if job.process is not None:
+                    os.killpg(job.process.pid, signal.SIGTERM)
             case "terminate_mid_build":
                 await session.send({"type": "terminate", "reason": "server_shutting_down"})
                 await session.ws.close()
@@ -503,9 +545,20 @@ class PeerReceiver:
             )
             return
         loop = asyncio.get_running_loop()
+        if self.hostile == "pack_failed":
+            await session.send(
+                {
+                    "type": "artifacts_end",
+                    "job_id": job_id,
+                    "accepted": False,
+                    "reason": "pack_failed",
+                    "detail": "RuntimeError: no module",
+                }
+            )
+            return
         if self.artifact_override is not None:
             data = self.artifact_override
-        elif self.hostile is not None and self.hostile not in HOSTILE_WIRE:
+        elif self.hostile is not None and self.hostile not in (*HOSTILE_WIRE, *QUIRKS):
             data = await loop.run_in_executor(None, hostile_tarball, self.hostile)
         else:
             try:

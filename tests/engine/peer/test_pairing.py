@@ -13,6 +13,7 @@ from custom_components.esphome_pipeline.engine.peer.client import (
     preview,
 )
 from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity, emoji_fingerprint
+from tests.fakes.test_receiver import HOSTILE_HANDSHAKE
 
 from .conftest import ReceiverFactory
 
@@ -153,7 +154,7 @@ async def test_a_pairing_with_another_key_for_our_id_is_rejected(
     assert caught.value.kind == "rejected"
 
 
-@pytest.mark.parametrize("hostile", ["handshake_text", "handshake_garbage_answer"])
+@pytest.mark.parametrize("hostile", HOSTILE_HANDSHAKE)
 async def test_something_else_than_a_receiver_is_a_protocol_error(
     make_receiver: ReceiverFactory, identity: PeerIdentity, hostile: str
 ) -> None:
@@ -161,3 +162,13 @@ async def test_something_else_than_a_receiver_is_a_protocol_error(
     with pytest.raises(PairingError) as caught:
         await preview("127.0.0.1", receiver.port, identity)
     assert caught.value.kind == "protocol"
+
+
+async def test_a_stalled_handshake_times_out(
+    make_receiver: ReceiverFactory, identity: PeerIdentity
+) -> None:
+    receiver = await make_receiver(hostile="handshake_stall")
+    with pytest.raises(PairingError) as caught:
+        await preview("127.0.0.1", receiver.port, identity, connect_timeout=0.2)
+    assert caught.value.kind == "unreachable"
+    assert "did not complete the handshake" in str(caught.value)

@@ -190,3 +190,52 @@ async def test_offline_peer_fails_at_once(remote: Remote) -> None:
     result, _ = await remote.run()
     assert result.kind == "peer_lost"
     assert "not connected" in (result.outcome.error or "")
+
+
+async def quirky(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory, hostile: str
+) -> tuple[RemoteRunResult, RecordingSink, FakeEsphome]:
+    config = FakeEsphome(tmp_path / "config")
+    config.add_config("dev1")
+    receiver = await make_receiver(hostile=hostile)
+    link = await make_link(receiver)
+    await link.wait_for(lambda s: s.available, WAIT)
+    result, sink = await Remote(config, receiver, link).run()
+    return result, sink, config
+
+
+async def test_refused_job(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory
+) -> None:
+    result, _, _ = await quirky(tmp_path, make_receiver, make_link, "refuse_job")
+    assert result.kind == "refused"
+    assert result.outcome.error == "Peer Test HA: The build peer refused the job: hash_mismatch"
+
+
+async def test_a_cancel_nobody_asked_for_fails_the_job(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory
+) -> None:
+    result, _, _ = await quirky(tmp_path, make_receiver, make_link, "peer_cancels")
+    assert result.kind == "failed"
+    assert result.outcome.error == "Peer Test HA cancelled the compile"
+
+
+async def test_unknown_frames_and_other_jobs_output_are_ignored(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory
+) -> None:
+    result, _, config = await quirky(tmp_path, make_receiver, make_link, "noise_for_others")
+    assert result.kind == "completed", result.outcome.error
+    assert config.firmware_path("dev1").is_file()
+
+
+async def test_artifacts_the_peer_cannot_pack(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory
+) -> None:
+    result, _, config = await quirky(tmp_path, make_receiver, make_link, "pack_failed")
+    assert result.kind == "artifacts_unavailable"
+    assert result.local_fallback
+    assert result.outcome.error == (
+        "Peer Test HA: The build peer could not send the artifacts (pack_failed): "
+        "RuntimeError: no module"
+    )
+    assert not config.firmware_path("dev1").exists()

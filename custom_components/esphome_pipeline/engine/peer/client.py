@@ -25,7 +25,8 @@ from typing import Any, Final
 import aiohttp
 
 from .identity import PeerIdentity, emoji_fingerprint, fingerprint_names, format_pin
-from .link import LinkState, PeerLink, PeerStatus
+from .link import PeerLink
+from .status import LinkState, PeerStatus
 from .transport import open_channel
 from .wire import (
     HANDSHAKE_TIMEOUT,

@@ -18,14 +18,9 @@ session at once and tells the receiver why.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Callable
 import contextlib
-from dataclasses import dataclass, replace
-from enum import StrEnum
-import hashlib
 import logging
-import os
 from pathlib import Path
 import re
 from typing import Any, Final
@@ -35,19 +30,21 @@ import aiohttp
 
 from .identity import PeerIdentity
 from .remote_jobs import (
+    DOWNLOAD_IDLE_TIMEOUT,
     ArtifactDownload,
     DownloadedArtifacts,
     OutputCallback,
     ProgressCallback,
-    ReceivedArtifacts,
     RemoteBuildResult,
     RemoteJob,
+    bundle_frames,
+    save_private,
 )
+from .status import LinkState, PeerStatus, StatusBoard, text_from, version_from
 from .transport import NoiseChannel, open_channel
 from .wire import (
     ACK_BYTES_PER_SECOND,
     ACK_TIMEOUT_BASE,
-    CHUNK_BYTES,
     HANDSHAKE_TIMEOUT,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_MISSES,
@@ -69,67 +66,7 @@ from .wire import (
 
 _LOGGER = logging.getLogger(__name__)
 
-DOWNLOAD_IDLE_TIMEOUT: Final = 60.0
-"""Seconds an artifact stream may stall before the session is given up."""
-_VERSION_RE: Final = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$")
 _YAML_LEAF_RE: Final = re.compile(r"^[^/\\\x00]+\.(?:ya?ml)$", re.IGNORECASE)
-
-
-class LinkState(StrEnum):
-    """Where the link stands."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    OFFLINE = "offline"
-    REJECTED = "rejected"
-    """The receiver refused the link (it no longer knows us); retried with backoff."""
-    PIN_MISMATCH = "pin_mismatch"
-    """The receiver presented another key: the link stopped and sends nothing more."""
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class PeerStatus:
-    """What is known about the peer right now."""
-
-    state: LinkState = LinkState.CONNECTING
-    idle: bool = False
-    running: bool = False
-    queue_depth: int = 0
-    esphome_version: str | None = None
-    friendly_name: str | None = None
-    error: str | None = None
-    sessions: int = 0
-    """How many sessions were opened so far (a reconnect raises it)."""
-
-    @property
-    def connected(self) -> bool:
-        """True while a session is open."""
-        return self.state is LinkState.CONNECTED
-
-    @property
-    def available(self) -> bool:
-        """True when the peer could start a compile at once."""
-        return self.connected and self.idle and not self.running and self.queue_depth == 0
-
-
-def _version_from(response: dict[str, Any]) -> str | None:
-    value = response.get("esphome_version")
-    return value if isinstance(value, str) and _VERSION_RE.fullmatch(value) else None
-
-
-def _text_from(response: dict[str, Any], key: str) -> str | None:
-    value = response.get(key)
-    return clip(value.strip(), 128) or None if isinstance(value, str) else None
-
-
-def _write_private(path: Path, data: bytes | bytearray) -> None:
-    """Write `data` to `path` (0600) through a temporary name (blocking)."""
-    temporary = path.with_name(f".{path.name}.part")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    temporary.replace(path)
 
 
 class PeerLink:
@@ -150,8 +87,13 @@ class PeerLink:
         reconnect_initial: float = RECONNECT_INITIAL,
         reconnect_max: float = RECONNECT_MAX,
         connect_timeout: float = HANDSHAKE_TIMEOUT,
+        ack_timeout: float = ACK_TIMEOUT_BASE,
     ) -> None:
-        """Describe the link; nothing connects before `start()`."""
+        """Describe the link; nothing connects before `start()`.
+
+        `ack_timeout` (plus the bundle's size at 2 MiB/s) bounds the wait for the receiver
+        to accept a submitted job; the session is given up when it passes.
+        """
         self.host = host
         self.port = port
         self.pin = pin
@@ -169,9 +111,8 @@ class PeerLink:
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
         self._connect_timeout = connect_timeout
-        self._status = PeerStatus()
-        self._listeners: list[Callable[[PeerStatus], None]] = []
-        self._waiters: list[tuple[Callable[[PeerStatus], bool], asyncio.Future[PeerStatus]]] = []
+        self._ack_timeout = ack_timeout
+        self._board = StatusBoard()
         self._channel: NoiseChannel | None = None
         self._jobs: dict[str, RemoteJob] = {}
         self._downloads: dict[str, ArtifactDownload] = {}
@@ -185,39 +126,17 @@ class PeerLink:
     @property
     def status(self) -> PeerStatus:
         """The current status."""
-        return self._status
+        return self._board.status
 
     def subscribe(self, callback: Callable[[PeerStatus], None]) -> Callable[[], None]:
         """Call `callback` with every new status; return the function that unsubscribes."""
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+        return self._board.subscribe(callback)
 
     async def wait_for(
         self, predicate: Callable[[PeerStatus], bool], within: float | None = None
     ) -> PeerStatus:
         """Return the first status (the current one included) for which `predicate` holds."""
-        if predicate(self._status):
-            return self._status
-        future: asyncio.Future[PeerStatus] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._waiters.append(entry)
-        try:
-            async with asyncio.timeout(within):
-                return await future
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-
-    def _update(self, **changes: Any) -> None:
-        self._status = replace(self._status, **changes)
-        for callback in list(self._listeners):
-            try:
-                callback(self._status)
-            except Exception:
-                _LOGGER.exception("A peer status listener failed")
-        for predicate, future in list(self._waiters):
-            if not future.done() and predicate(self._status):
-                future.set_result(self._status)
+        return await self._board.wait_for(predicate, within)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -237,12 +156,12 @@ class PeerLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._fail_inflight(PeerLostError("The link to the build peer was closed"))
-        self._update(state=LinkState.CLOSED)
+        self._board.update(state=LinkState.CLOSED)
 
     async def _run(self) -> None:
         backoff = self._reconnect_initial
         while not self._closed:
-            self._update(state=LinkState.CONNECTING)
+            self._board.update(state=LinkState.CONNECTING)
             try:
                 channel, response = await open_channel(
                     self.host,
@@ -256,10 +175,10 @@ class PeerLink:
                 )
             except PeerPinMismatchError as err:
                 _LOGGER.warning("Build peer %s:%s: %s", self.host, self.port, err)
-                self._update(state=LinkState.PIN_MISMATCH, error=str(err), idle=False)
+                self._board.update(state=LinkState.PIN_MISMATCH, error=str(err), idle=False)
                 return
             except PeerError as err:
-                self._update(state=LinkState.OFFLINE, error=str(err), idle=False)
+                self._board.update(state=LinkState.OFFLINE, error=str(err), idle=False)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._reconnect_max)
                 continue
@@ -268,7 +187,7 @@ class PeerLink:
                 await channel.close()
                 reason = response.get("reason")
                 detail = f" ({clip(reason, 100)})" if isinstance(reason, str) and reason else ""
-                self._update(
+                self._board.update(
                     state=LinkState.REJECTED,
                     idle=False,
                     error=f"The build peer refused the link: {clip(answer, 50)}{detail}",
@@ -279,7 +198,7 @@ class PeerLink:
             backoff = self._reconnect_initial
             error = await self._serve(channel, response)
             _LOGGER.info("Build peer %s:%s: session ended: %s", self.host, self.port, error)
-            self._update(
+            self._board.update(
                 state=LinkState.OFFLINE, error=str(error), idle=False, running=False, queue_depth=0
             )
             await asyncio.sleep(backoff)
@@ -287,12 +206,12 @@ class PeerLink:
     async def _serve(self, channel: NoiseChannel, response: dict[str, Any]) -> PeerError:
         """Run one session until it ends; return why it ended."""
         self._channel = channel
-        self._update(
+        self._board.update(
             state=LinkState.CONNECTED,
             error=None,
-            esphome_version=_version_from(response),
-            friendly_name=_text_from(response, "friendly_name"),
-            sessions=self._status.sessions + 1,
+            esphome_version=version_from(response),
+            friendly_name=text_from(response, "friendly_name"),
+            sessions=self._board.status.sessions + 1,
         )
         loop = asyncio.get_running_loop()
         heard = [loop.time()]
@@ -360,7 +279,7 @@ class PeerLink:
             idle = field_bool(frame, "idle")
             running = field_bool(frame, "running")
             depth = field_int(frame, "queue_depth")
-            self._update(idle=idle, running=running, queue_depth=depth)
+            self._board.update(idle=idle, running=running, queue_depth=depth)
         elif kind == MessageType.SUBMIT_JOB_ACK:
             job = self._jobs.get(field_str(frame, "job_id"))
             if job is None:
@@ -452,32 +371,11 @@ class PeerLink:
         device_name: str | None,
         esphome_version: str | None,
     ) -> None:
-        chunks = [bundle[i : i + CHUNK_BYTES] for i in range(0, len(bundle), CHUNK_BYTES)]
-        header: dict[str, Any] = {
-            "type": MessageType.SUBMIT_JOB,
-            "job_id": job.job_id,
-            "configuration_filename": configuration_filename,
-            "target": "compile",
-            "total_bundle_bytes": len(bundle),
-            "num_chunks": len(chunks),
-            "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
-        }
-        if device_name:
-            header["device_name"] = device_name
-        if esphome_version:
-            header["target_esphome_version"] = esphome_version
-        await channel.send(header)
-        for index, chunk in enumerate(chunks):
-            await channel.send(
-                {
-                    "type": MessageType.SUBMIT_JOB_CHUNK,
-                    "job_id": job.job_id,
-                    "chunk_index": index,
-                    "data_b64": base64.b64encode(chunk).decode("ascii"),
-                    "is_last": index == len(chunks) - 1,
-                }
-            )
-        limit = ACK_TIMEOUT_BASE + len(bundle) / ACK_BYTES_PER_SECOND
+        for frame in bundle_frames(
+            job.job_id, configuration_filename, bundle, device_name, esphome_version
+        ):
+            await channel.send(frame)
+        limit = self._ack_timeout + len(bundle) / ACK_BYTES_PER_SECOND
         try:
             async with asyncio.timeout(limit):
                 await asyncio.shield(job.acknowledged)
@@ -507,29 +405,16 @@ class PeerLink:
             self._downloads[job_id] = download
             try:
                 await channel.send({"type": MessageType.DOWNLOAD_ARTIFACTS, "job_id": job_id})
-                received = await self._await_download(channel, download)
+                try:
+                    received = await download.wait(DOWNLOAD_IDLE_TIMEOUT)
+                except PeerProtocolError:
+                    await channel.close("download_stalled")
+                    raise
             finally:
                 self._downloads.pop(job_id, None)
         await asyncio.get_running_loop().run_in_executor(
-            None, _write_private, destination, received.data
+            None, save_private, destination, received.data
         )
         return DownloadedArtifacts(
             destination, len(received.data), received.sha256, received.firmware_offset
         )
-
-    @staticmethod
-    async def _await_download(
-        channel: NoiseChannel, download: ArtifactDownload
-    ) -> ReceivedArtifacts:
-        seen = -1
-        while True:
-            try:
-                async with asyncio.timeout(DOWNLOAD_IDLE_TIMEOUT):
-                    return await asyncio.shield(download.done)
-            except TimeoutError:
-                if download.received == seen:
-                    error = PeerProtocolError("The build peer stalled while sending artifacts")
-                    download.fail(error)
-                    await channel.close("download_stalled")
-                    raise error from None
-                seen = download.received

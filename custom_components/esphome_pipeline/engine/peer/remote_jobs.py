@@ -11,16 +11,20 @@ order and size is checked here and broken ones raise `PeerProtocolError`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import hashlib
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..output import LineSplitter, ProgressTracker
 from .wire import (
+    CHUNK_BYTES,
     MAX_ARTIFACT_BYTES,
+    MessageType,
     PeerError,
     PeerProtocolError,
     RemoteJobState,
@@ -29,6 +33,9 @@ from .wire import (
     field_int,
     field_str,
 )
+
+DOWNLOAD_IDLE_TIMEOUT: Final = 60.0
+"""Seconds an artifact stream may stall before the session is given up."""
 
 type OutputCallback = Callable[[str, bool], None]
 type ProgressCallback = Callable[[int], None]
@@ -264,9 +271,69 @@ class ArtifactDownload:
             self.done.set_result(ReceivedArtifacts(self._buffer, digest, self._firmware_offset))
         self._buffer = bytearray()
 
+    async def wait(self, idle_timeout: float = DOWNLOAD_IDLE_TIMEOUT) -> ReceivedArtifacts:
+        """Wait for the whole stream; PeerProtocolError when it stalls for `idle_timeout`."""
+        seen = -1
+        while True:
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    return await asyncio.shield(self.done)
+            except TimeoutError:
+                if self.received == seen:
+                    error = PeerProtocolError("The build peer stalled while sending artifacts")
+                    self.fail(error)
+                    raise error from None
+                seen = self.received
+
     def fail(self, error: BaseException) -> None:
         """End the download with `error`."""
         self._buffer = bytearray()
         if not self.done.done():
             self.done.set_exception(error)
             self.done.exception()
+
+
+def bundle_frames(
+    job_id: str,
+    configuration_filename: str,
+    bundle: bytes,
+    device_name: str | None = None,
+    esphome_version: str | None = None,
+) -> list[dict[str, Any]]:
+    """Return the `submit_job` header and its `submit_job_chunk` frames for a bundle."""
+    chunks = [bundle[i : i + CHUNK_BYTES] for i in range(0, len(bundle), CHUNK_BYTES)]
+    header: dict[str, Any] = {
+        "type": MessageType.SUBMIT_JOB,
+        "job_id": job_id,
+        "configuration_filename": configuration_filename,
+        "target": "compile",
+        "total_bundle_bytes": len(bundle),
+        "num_chunks": len(chunks),
+        "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+    }
+    if device_name:
+        header["device_name"] = device_name
+    if esphome_version:
+        header["target_esphome_version"] = esphome_version
+    return [
+        header,
+        *(
+            {
+                "type": MessageType.SUBMIT_JOB_CHUNK,
+                "job_id": job_id,
+                "chunk_index": index,
+                "data_b64": base64.b64encode(chunk).decode("ascii"),
+                "is_last": index == len(chunks) - 1,
+            }
+            for index, chunk in enumerate(chunks)
+        ),
+    ]
+
+
+def save_private(path: Path, data: bytes | bytearray) -> None:
+    """Write `data` to `path` (mode 0600) through a temporary name (blocking)."""
+    temporary = path.with_name(f".{path.name}.part")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    temporary.replace(path)
