@@ -82,14 +82,15 @@ def pack_build(config_dir: Path, configuration: str) -> bytes:
         if source.is_file():
             members.append(file_member(member_name, source.read_bytes()))
     firmware = Path(storage["firmware_bin_path"])
-    folders = {build / ".pioenvs" / name, firmware.parent}
-    for folder in sorted(folders):
-        if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if path.is_file() and path.suffix not in {".o", ".a", ".d"}:
-                    members.append(
-                        file_member(path.relative_to(build).as_posix(), path.read_bytes())
-                    )
+    # Like Device Builder: the firmware and the flashable images, never the build's
+    # intermediate files (a host build leaves a 70 MiB precompiled header next to them).
+    pioenvs = build / ".pioenvs" / name
+    images = sorted(pioenvs.glob("*")) if pioenvs.is_dir() else []
+    for path in [firmware, *images]:
+        keep = path == firmware or path.suffix in {".bin", ".elf", ".uf2"}
+        name_in_tar = path.relative_to(build).as_posix()
+        if keep and path.is_file() and all(info.name != name_in_tar for info, _ in members):
+            members.append(file_member(name_in_tar, path.read_bytes()))
     return render(members)
 
 
