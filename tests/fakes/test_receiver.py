@@ -18,7 +18,8 @@ artifacts (the transfer benchmark); `behaviour=` is the fake CLI's behaviour tab
 into every job's folder. Tests synchronise on `event(name)`: `session`, `ping`, `submit`,
 `started`, `ended`, `cancel` are set when they happen.
 
-Not a test module despite its name (it is the brief's name): it defines no tests.
+The wire details (sessions, jobs, the hostile cases and the artifact stream) live in
+`receiver_wire.py`. Not a test module despite its name: it defines no tests.
 """
 
 from __future__ import annotations
@@ -43,83 +44,24 @@ from noise.connection import Keypair, NoiseConnection
 
 from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity
 from tests.fakes.artifact_tarballs import hostile_tarball, pack_build
+from tests.fakes.receiver_wire import (
+    HOSTILE_HANDSHAKE,
+    HOSTILE_WIRE,
+    PAIRING_KEY,
+    QUIRKS,
+    Job,
+    Session,
+    misbehave_mid_build,
+    stream_artifacts,
+)
 
-PAIRING_KEY = "ABCD-EFGH-JKMN-PQRS"
-CHUNK = 32 * 1024
-HOSTILE_HANDSHAKE = (
-    "handshake_text",
-    "handshake_garbage_answer",
-    "handshake_bad_second_message",
-    "handshake_answer_without_response",
-)
-QUIRKS = (
-    "handshake_stall",
-    "refuse_job",
-    "peer_cancels",
-    "noise_for_others",
-    "pack_failed",
-    "never_ack",
-    "ignore_cancel",
-)
-"""Odd but legal behaviour: a stalled handshake, a refused job, a cancel nobody asked for,
-frames of unknown types or for unknown jobs (to be ignored), a refused download, a job never
-acknowledged, a cancel ignored."""
-HOSTILE_WIRE = (
-    *HOSTILE_HANDSHAKE,
-    "text_frame",
-    "oversize_frame",
-    "garbage_frame",
-    "not_json_frame",
-    "array_frame",
-    "untyped_frame",
-    "bad_state",
-    "bad_output",
-    "unknown_ack",
-    "bad_queue_status",
-    "unsolicited_artifacts",
-    "sha_mismatch",
-    "chunk_out_of_order",
-    "oversize_announce",
-    "chunk_not_base64",
-    "extra_bytes",
-    "terminate_mid_build",
-)
+__all__ = ["HOSTILE_HANDSHAKE", "HOSTILE_WIRE", "PAIRING_KEY", "QUIRKS", "PeerReceiver"]
+
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)")
 
 
 def _normalise_key(key: str) -> str:
     return re.sub(r"[^0-9A-Z]", "", key.upper())
-
-
-class _Session:
-    """One open peer link: its socket, Noise state and send lock."""
-
-    def __init__(self, ws: web.WebSocketResponse, noise: NoiseConnection, peer: str) -> None:
-        self.ws = ws
-        self.noise = noise
-        self.peer = peer
-        self.lock = asyncio.Lock()
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.send_plain(json.dumps(frame).encode())
-
-    async def send_plain(self, plaintext: bytes) -> None:
-        async with self.lock:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_bytes(bytes(self.noise.encrypt(plaintext)))
-
-
-class _Job:
-    """One accepted compile."""
-
-    def __init__(self, job_id: str, session: _Session, folder: Path, yaml: str) -> None:
-        self.job_id = job_id
-        self.session = session
-        self.folder = folder
-        self.yaml = yaml
-        self.state = "queued"
-        self.process: asyncio.subprocess.Process | None = None
-        self.cancelled = False
 
 
 class PeerReceiver:
@@ -163,11 +105,11 @@ class PeerReceiver:
         )
         self.pings = 0
         self.cancels: list[str] = []
-        self.jobs: dict[str, _Job] = {}
+        self.jobs: dict[str, Job] = {}
         self._events: dict[str, asyncio.Event] = {}
-        self._sessions: set[_Session] = set()
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._running: _Job | None = None
+        self._sessions: set[Session] = set()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._running: Job | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -261,7 +203,7 @@ class PeerReceiver:
         except (TimeoutError, TypeError, ValueError):
             return ws
         peer_pin = hashlib.sha256(bytes(handshake.rs.public_bytes)).hexdigest()
-        session = _Session(ws, noise, str(hello.get("dashboard_id", "")))
+        session = Session(ws, noise, str(hello.get("dashboard_id", "")))
         answer = self._answer(str(intent), session.peer, peer_pin, hello)
         if self.hostile == "handshake_garbage_answer":
             await session.send_plain(b"\xff not json")
@@ -304,7 +246,7 @@ class PeerReceiver:
 
     # --- a link -------------------------------------------------------------------------
 
-    async def _serve(self, session: _Session) -> None:
+    async def _serve(self, session: Session) -> None:
         self._sessions.add(session)
         self._fire("session")
         await self._send_status(session)
@@ -322,7 +264,7 @@ class PeerReceiver:
             heartbeat.cancel()
             self._sessions.discard(session)
 
-    async def _heartbeat(self, session: _Session) -> None:
+    async def _heartbeat(self, session: Session) -> None:
         nonce = 0
         while True:
             await asyncio.sleep(self.heartbeat_interval)
@@ -330,7 +272,7 @@ class PeerReceiver:
             await session.send({"type": "ping", "nonce": nonce})
 
     async def _on_frame(
-        self, session: _Session, frame: dict[str, Any], upload: dict[str, Any]
+        self, session: Session, frame: dict[str, Any], upload: dict[str, Any]
     ) -> None:
         kind = frame.get("type")
         if kind == "ping":
@@ -355,7 +297,7 @@ class PeerReceiver:
         elif kind == "download_artifacts":
             self._spawn(self._send_artifacts(session, frame["job_id"]))
 
-    async def _send_status(self, session: _Session | None = None) -> None:
+    async def _send_status(self, session: Session | None = None) -> None:
         running = self._running is not None
         depth = self._queue.qsize()
         frame: dict[str, Any] = {
@@ -369,7 +311,7 @@ class PeerReceiver:
         for target in [session] if session is not None else list(self._sessions):
             await target.send(frame)
 
-    async def _accept(self, session: _Session, header: dict[str, Any], bundle: bytes) -> None:
+    async def _accept(self, session: Session, header: dict[str, Any], bundle: bytes) -> None:
         job_id = header["job_id"]
         if self.hostile == "never_ack":
             self._fire("submit")
@@ -399,7 +341,7 @@ class PeerReceiver:
         if self.behaviour is not None:
             # The fake CLI reads its behaviour from the configuration's folder.
             (folder / ".fake_esphome.json").write_text(json.dumps(self.behaviour))
-        job = _Job(job_id, session, folder, header["configuration_filename"])
+        job = Job(job_id, session, folder, header["configuration_filename"])
         self.jobs[job_id] = job
         await session.send({"type": "submit_job_ack", "job_id": job_id, "accepted": True})
         if self.hostile == "unknown_ack":
@@ -409,7 +351,7 @@ class PeerReceiver:
         self._queue.put_nowait(job)
         await self._send_status()
 
-    async def _state(self, job: _Job, state: str, error: str = "") -> None:
+    async def _state(self, job: Job, state: str, error: str = "") -> None:
         job.state = state
         frame: dict[str, Any] = {
             "type": "job_state_changed",
@@ -447,7 +389,7 @@ class PeerReceiver:
                 self._running = None
                 await self._send_status()
 
-    async def _compile(self, job: _Job) -> None:
+    async def _compile(self, job: Job) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
         job.process = await asyncio.create_subprocess_exec(
             *self.cli,
@@ -462,7 +404,7 @@ class PeerReceiver:
         )
         self._fire("started")
         await self._state(job, "running")
-        await self._misbehave_mid_build(job)
+        await misbehave_mid_build(self.hostile, job)
         assert job.process.stdout is not None
         pending = b""
         while chunk := await job.process.stdout.read(4096):
@@ -483,7 +425,7 @@ class PeerReceiver:
         else:
             await self._state(job, "completed")
 
-    async def _output(self, job: _Job, raw: bytes) -> None:
+    async def _output(self, job: Job, raw: bytes) -> None:
         line: Any = raw.decode(errors="replace")
         if self.hostile == "bad_output":
             line = 42
@@ -491,48 +433,9 @@ class PeerReceiver:
             {"type": "job_output", "job_id": job.job_id, "stream": "stdout", "line": line}
         )
 
-    async def _misbehave_mid_build(self, job: _Job) -> None:
-        session = job.session
-        match self.hostile:
-            case "text_frame":
-                await session.ws.send_str("not binary")
-            case "oversize_frame":
-                await session.ws.send_bytes(bytes(61 * 1024))
-            case "garbage_frame":
-                await session.ws.send_bytes(os.urandom(64))
-            case "not_json_frame":
-                await session.send_plain(b"\x00\x01 not json")
-            case "array_frame":
-                await session.send_plain(b"[1, 2, 3]")
-            case "untyped_frame":
-                await session.send_plain(b'{"job_id": "x"}')
-            case "unsolicited_artifacts":
-                await session.send(
-                    {
-                        "type": "artifacts_start",
-                        "job_id": job.job_id,
-                        "total_bytes": 1,
-                        "num_chunks": 1,
-                        "artifacts_sha256": "0" * 64,
-                        "firmware_offset": "0x0",
-                    }
-                )
-            case "noise_for_others":
-                await session.send({"type": "future_feature", "value": 1})
-                await session.send({"type": "job_output", "job_id": "old", "line": "x\n"})
-            case "peer_cancels":
-                job.cancelled = True
-                if job.process is not None:
-                    os.killpg(job.process.pid, signal.SIGTERM)
-            case "terminate_mid_build":
-                await session.send({"type": "terminate", "reason": "server_shutting_down"})
-                await session.ws.close()
-            case _:
-                pass
-
     # --- artifacts ----------------------------------------------------------------------
 
-    async def _send_artifacts(self, session: _Session, job_id: str) -> None:
+    async def _send_artifacts(self, session: Session, job_id: str) -> None:
         job = self.jobs.get(job_id)
         if job is None or job.state != "completed":
             await session.send(
@@ -574,48 +477,7 @@ class PeerReceiver:
                     }
                 )
                 return
-        await self._stream(session, job_id, data)
-
-    async def _stream(self, session: _Session, job_id: str, data: bytes) -> None:
-        chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
-        sha = hashlib.sha256(data).hexdigest()
-        total = len(data)
-        if self.hostile == "sha_mismatch":
-            sha = hashlib.sha256(b"other").hexdigest()
-        if self.hostile == "oversize_announce":
-            total = 65 * 1024 * 1024
-        if self.hostile == "extra_bytes":
-            chunks[-1] += b"extra"
-        await session.send(
-            {
-                "type": "artifacts_start",
-                "job_id": job_id,
-                "total_bytes": total,
-                "num_chunks": len(chunks),
-                "artifacts_sha256": sha,
-                "firmware_offset": "0x0",
-            }
-        )
-        order = list(range(len(chunks)))
-        if self.hostile == "chunk_out_of_order":
-            order = [*order[1:], 0] if len(order) > 1 else [1]
-        for index in order:
-            chunk = chunks[index % len(chunks)]
-            encoded = (
-                "!!not base64!!"
-                if self.hostile == "chunk_not_base64"
-                else base64.b64encode(chunk).decode()
-            )
-            await session.send(
-                {
-                    "type": "artifacts_chunk",
-                    "job_id": job_id,
-                    "chunk_index": index,
-                    "data_b64": encoded,
-                    "is_last": index == len(chunks) - 1,
-                }
-            )
-        await session.send({"type": "artifacts_end", "job_id": job_id, "accepted": True})
+        await stream_artifacts(self.hostile, session, job_id, data)
 
 
 def main() -> None:
