@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 import re
 import signal
@@ -49,8 +50,12 @@ class RealReceiver:
     log: list[str] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, folder: Path) -> RealReceiver:
-        """Start a receiver on a free loopback port and wait for its pairing banner."""
+    async def start(cls, folder: Path, port: int | None = None) -> RealReceiver:
+        """Start a receiver on `port` (default: a free one) and wait until it serves.
+
+        A fresh receiver prints its pairing banner; one started again on a folder that is
+        already paired says so and serves at once (no key then).
+        """
         if not PEER_PYTHON.exists():
             raise RuntimeError(f"The real receiver is missing ({PEER_PYTHON}): run script/setup")
         folder.mkdir(parents=True, exist_ok=True)
@@ -62,7 +67,7 @@ class RealReceiver:
             "--remote-build-host",
             "127.0.0.1",
             "--remote-build-port",
-            str(free_port()),
+            str(port or free_port()),
             "--allow-pairing-source",
             "127.0.0.1",
             str(folder),
@@ -94,6 +99,8 @@ class RealReceiver:
         previous = ""
         while not self.pairing_key:
             line = await self._readline()
+            if "serving build requests" in line:
+                return
             if match := _LISTENING.search(line):
                 self.port = int(match[1])
                 self.pin = match[2].replace(" ", "")
@@ -108,6 +115,29 @@ class RealReceiver:
         with contextlib.suppress(RuntimeError, ValueError):
             while True:
                 await self._readline()
+
+    def compile_processes(self) -> list[int]:
+        """Pids of `esphome compile` processes working in this receiver's folder."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"compile" in words and any(str(self.folder).encode() in w for w in words):
+                found.append(int(entry.name))
+        return found
+
+    async def kill(self) -> None:
+        """Kill the receiver, its session and its compiles at once (SIGKILL)."""
+        for pid in self.compile_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
 
     async def stop(self) -> None:
         """Stop the receiver cleanly (SIGTERM), or kill it when it hangs."""
