@@ -8,10 +8,15 @@ The script times `PeerLink.download_artifacts` (all frames decrypted, parsed, ch
 and written to a staging file) and prints the rate and the target (at least 50 MB/s). It
 exits 1 below the target.
 
-Not measured here yet: the makespan of 24 configurations with 0, 1 and 3 peers (that needs
-the scheduler inside the engine) and the real receiver's submit-to-completed time.
+Then, with the real ESPHome Device Builder receiver from `.venv-peer`: the time from submit to
+compile-completed of a `host:` configuration on the receiver, next to the same compile run
+locally with the real ESPHome CLI (both cold, each in a fresh folder). Printed, no target.
+`--transfer-only` skips this part.
 
-Run: `.venv/bin/python benchmarks/remote.py`
+Not measured here yet: the makespan of 24 configurations with 0, 1 and 3 peers (that needs
+the scheduler inside the engine).
+
+Run: `.venv/bin/python benchmarks/remote.py [--transfer-only]`
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from custom_components.esphome_pipeline.engine.peer.client import (
 )
 from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity
 from custom_components.esphome_pipeline.engine.peer.wire import MAX_ARTIFACT_BYTES
+from script.devkit import ESPHOME_CLI
 from tests.fakes import FAKE_COMMAND, FakeEsphome
+from tests.fakes.real_receiver import RealReceiver
 
 ARTIFACT_BYTES: Final = MAX_ARTIFACT_BYTES
 RATE_TARGET_MB_S: Final = 50.0
@@ -112,11 +119,72 @@ async def measure(root: Path) -> float:
         await receiver.wait()
 
 
+HOST_CONFIG: Final = "esphome:\n  name: bench-host\nhost:\nlogger:\n"
+
+
+async def real_receiver_versus_local(root: Path) -> tuple[float, float]:
+    """Return (submit to completed on the real receiver, local compile) in seconds."""
+    receiver = await RealReceiver.start(root / "receiver")
+    identity = PeerIdentity.generate()
+    link = PeerLink(
+        host="127.0.0.1",
+        port=receiver.port,
+        identity=identity,
+        pin=receiver.pin,
+        dashboard_id=dashboard_id_for(identity),
+        label="benchmark",
+    )
+    try:
+        await pair(
+            "127.0.0.1",
+            receiver.port,
+            identity,
+            pairing_key=receiver.pairing_key,
+            expected_pin=receiver.pin,
+            label="benchmark",
+        )
+        link.start()
+        await link.wait_for(lambda status: status.available, 60)
+        remote_dir = root / "remote"
+        remote_dir.mkdir()
+        (remote_dir / "bench-host.yaml").write_text(HOST_CONFIG)
+        bundle = root / "bundle.tar.gz"
+        await run_quietly(
+            str(ESPHOME_CLI), "bundle", str(remote_dir / "bench-host.yaml"), "-o", str(bundle)
+        )
+        started = time.perf_counter()
+        result = await link.submit_compile("bench-host.yaml", bundle)
+        remote_seconds = time.perf_counter() - started
+        assert result.state == "completed", result
+    finally:
+        await link.close()
+        await receiver.stop()
+    local_dir = root / "local"
+    local_dir.mkdir()
+    (local_dir / "bench-host.yaml").write_text(HOST_CONFIG)
+    started = time.perf_counter()
+    assert await run_quietly(str(ESPHOME_CLI), "compile", str(local_dir / "bench-host.yaml")) == 0
+    return remote_seconds, time.perf_counter() - started
+
+
+async def run_quietly(*argv: str) -> int:
+    """Run a command with its output discarded; return its exit code."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
+
+
 def main() -> int:
-    """Run the measurement and compare with the target."""
+    """Run the measurements and compare the transfer rate with its target."""
     with tempfile.TemporaryDirectory() as folder:
         rate = asyncio.run(measure(Path(folder)))
     print(f"artifact transfer over the peer link: {rate:.1f} MB/s (target >= {RATE_TARGET_MB_S})")
+    if "--transfer-only" not in sys.argv:
+        with tempfile.TemporaryDirectory() as folder:
+            remote, local = asyncio.run(real_receiver_versus_local(Path(folder)))
+        print(f"host: compile, submit to completed on the real receiver: {remote:.1f} s")
+        print(f"host: compile, the same compile run locally:            {local:.1f} s")
     return 0 if rate >= RATE_TARGET_MB_S else 1
 
 
