@@ -86,3 +86,19 @@ async def test_a_cancel_the_peer_ignores_still_ends_the_job(
     outcome = await asyncio.wait_for(run, WAIT)
     assert outcome.status is JobStatus.CANCELLED
     assert receiver.cancels == [running.job.job_id]
+
+
+async def test_a_job_cancelled_before_it_is_sent_is_never_sent(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory
+) -> None:
+    receiver = await make_receiver()
+    link = await make_link(receiver)
+    await link.wait_for(lambda s: s.available, WAIT)
+    bundle = tmp_path / "b.tar.gz"
+    bundle.write_bytes(b"bundle")
+    await link.cancel("early")
+    result = await link.submit_compile("dev1.yaml", bundle, job_id="early")
+    assert result.state == "cancelled"
+    assert result.error == "Cancelled before it was sent"
+    assert receiver.jobs == {}
+    assert not receiver.event("submit").is_set()

@@ -58,6 +58,7 @@ from .wire import (
     PeerLostError,
     PeerPinMismatchError,
     PeerProtocolError,
+    RemoteJobState,
     clip,
     field_bool,
     field_int,
@@ -114,12 +115,15 @@ class PeerLink:
         self._ack_timeout = ack_timeout
         self._board = StatusBoard()
         self._channel: NoiseChannel | None = None
+        self._last_channel: NoiseChannel | None = None
         self._jobs: dict[str, RemoteJob] = {}
         self._downloads: dict[str, ArtifactDownload] = {}
         self._submit_lock = asyncio.Lock()
         self._download_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._early_cancels: set[str] = set()
+        """Jobs cancelled before `submit_compile` registered them: they are never sent."""
 
     # --- status -------------------------------------------------------------------------
 
@@ -155,6 +159,9 @@ class PeerLink:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._last_channel is not None:
+            # Finish the close the cancelled session started (or start it).
+            await self._last_channel.close("client_stopped")
         self._fail_inflight(PeerLostError("The link to the build peer was closed"))
         self._board.update(state=LinkState.CLOSED)
 
@@ -205,7 +212,7 @@ class PeerLink:
 
     async def _serve(self, channel: NoiseChannel, response: dict[str, Any]) -> PeerError:
         """Run one session until it ends; return why it ended."""
-        self._channel = channel
+        self._channel = self._last_channel = channel
         self._board.update(
             state=LinkState.CONNECTED,
             error=None,
@@ -345,11 +352,18 @@ class PeerLink:
             raise ValueError(f"A bundle of {len(bundle)} bytes cannot be sent to a build peer")
         self._require_channel()
         job = RemoteJob(job_id or uuid.uuid4().hex, on_output, on_progress)
+        if job.job_id in self._early_cancels:
+            self._early_cancels.discard(job.job_id)
+            job.cancel_requested = True
         self._jobs[job.job_id] = job
         try:
             async with self._submit_lock:
                 if job.acknowledged.done():
                     await job.acknowledged
+                if job.cancel_requested:
+                    return RemoteBuildResult(
+                        job.job_id, RemoteJobState.CANCELLED, error="Cancelled before it was sent"
+                    )
                 await self._send_bundle(
                     self._require_channel(),
                     job,
@@ -388,7 +402,13 @@ class PeerLink:
     async def cancel(self, job_id: str) -> None:
         """Ask the peer to cancel a job; its `cancelled` state is the confirmation."""
         job = self._jobs.get(job_id)
-        if job is None or job.result.done():
+        if job is None:
+            # Not submitted yet (or long over): make sure it is never sent.
+            if len(self._early_cancels) > 100:
+                self._early_cancels.clear()
+            self._early_cancels.add(job_id)
+            return
+        if job.result.done():
             return
         job.cancel_requested = True
         # Before the acknowledgement the receiver has no job to cancel yet: the cancel is

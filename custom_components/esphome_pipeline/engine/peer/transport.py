@@ -97,6 +97,7 @@ class NoiseChannel:
         self._send_lock = asyncio.Lock()
         self.peer_pin = peer_pin
         self.closed = False
+        self._close_task: asyncio.Task[None] | None = None
 
     async def send(self, frame: dict[str, Any]) -> None:
         """Encrypt and send one frame; PeerLostError when the link is gone."""
@@ -153,17 +154,29 @@ class NoiseChannel:
         return decode_frame(plaintext)
 
     async def close(self, reason: str | None = None) -> None:
-        """Close the link at once; with a reason, tell the peer first (best effort)."""
-        if reason is not None and not self.closed and not self._ws.closed:
-            with contextlib.suppress(PeerLostError, TimeoutError):
+        """Close the link at once; with a reason, tell the peer first (best effort).
+
+        The first call starts the close as a task of its own and every call waits for it, so
+        a caller being cancelled never leaves a half-closed socket or session behind.
+        """
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close(reason))
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, reason: str | None) -> None:
+        try:
+            if reason is not None and not self.closed and not self._ws.closed:
+                with contextlib.suppress(PeerLostError, TimeoutError):
+                    async with asyncio.timeout(_CLOSE_TIMEOUT):
+                        await self.send({"type": MessageType.TERMINATE, "reason": reason})
+            self.closed = True
+            with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError, TimeoutError):
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
-                    await self.send({"type": MessageType.TERMINATE, "reason": reason})
-        self.closed = True
-        with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError, TimeoutError):
-            async with asyncio.timeout(_CLOSE_TIMEOUT):
-                await self._ws.close()
-        if self._owns_http:
-            await self._http.close()
+                    await self._ws.close()
+        finally:
+            self.closed = True
+            if self._owns_http:
+                await self._http.close()
 
     async def __aenter__(self) -> Self:
         """Use as `async with`: the channel closes on exit."""
