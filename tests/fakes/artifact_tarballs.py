@@ -196,6 +196,14 @@ def hostile_tarball(case: str, name: str = "dev1") -> bytes:
             return render([*members, file_member("big.bin", bytes(range(256)) * 4096)])[:-2000]
         case "empty":
             return render([])
+        case "pax_bomb":
+            # A pax header (read whole by tarfile) that unpacks to 80 MiB.
+            info, data = firmware
+            info.pax_headers = {"comment": "x" * (80 * MIB)}
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+                tar.addfile(info, io.BytesIO(data or b""))
+            return buffer.getvalue()
         case _:
             raise ValueError(f"unknown hostile tarball case {case!r}")
     return render(members)
@@ -226,4 +234,5 @@ HOSTILE_TARBALLS = (
     "not_gzip",
     "truncated",
     "empty",
+    "pax_bomb",
 )

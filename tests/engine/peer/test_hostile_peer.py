@@ -55,6 +55,7 @@ MESSAGES = {
     "not_gzip": "not a valid gzip tar",
     "truncated": "not a valid gzip tar",
     "empty": "are empty",
+    "pax_bomb": "unpack to more than",
     "text_frame": "TEXT frame, not binary",
     "oversize_frame": "larger than 61440 bytes",
     "garbage_frame": "failed Noise authentication",

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+import gzip
 import json
 import os
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 import re
 import shutil
 import tarfile
-from typing import Any, Final
+from typing import IO, Any, Final, cast
 import zlib
 
 from .wire import MAX_ARTIFACT_BYTES
@@ -50,6 +51,32 @@ _CORRUPT: Final = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 class ArtifactError(Exception):
     """The artifact tarball is unusable; nothing was put in place."""
+
+
+class _BoundedStream:
+    """The decompressed archive, refused once it grows past what the cap allows.
+
+    Sizes in member headers are checked before reading, but the headers themselves (pax and
+    GNU long-name records) are read whole by `tarfile`: this bound keeps a forged header from
+    unpacking gigabytes into memory.
+    """
+
+    def __init__(self, raw: gzip.GzipFile, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+
+    def read(self, size: int = -1) -> bytes:
+        room = self._limit + 1 - self._raw.tell()
+        data = self._raw.read(room if size < 0 else min(size, max(room, 0)))
+        if self._raw.tell() > self._limit:
+            raise ArtifactError(f"The artifacts unpack to more than {self._limit} bytes")
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +300,12 @@ def materialise(
     tree = staging / "tree"
     try:
         try:
-            with tarfile.open(tarball, mode="r:gz") as tar:
+            # Headers and padding add about 1 KiB per member on top of the content.
+            bound = limit + MAX_MEMBERS * 1024 + (1 << 20)
+            with (
+                gzip.GzipFile(tarball, mode="rb") as raw,
+                tarfile.open(fileobj=cast(IO[bytes], _BoundedStream(raw, bound)), mode="r:") as tar,
+            ):
                 members = check_headers(tar, limit)
                 documents = _extract(tar, members, tree)
         except ArtifactError:
