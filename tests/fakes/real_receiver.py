@@ -21,6 +21,7 @@ import socket
 from script.devkit import REPO_ROOT
 
 PEER_PYTHON = REPO_ROOT / ".venv-peer" / "bin" / "python"
+LOOPBACK_MDNS = Path(__file__).with_name("loopback_mdns")
 READY_TIMEOUT = 120.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+) \(peer-link pin ([0-9a-f ]+)\)")
@@ -75,6 +76,8 @@ class RealReceiver:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            # Its mDNS stays on the loopback interface (see loopback_mdns/sitecustomize.py).
+            env={**os.environ, "PYTHONPATH": str(LOOPBACK_MDNS)},
         )
         receiver = cls(folder, process)
         try:

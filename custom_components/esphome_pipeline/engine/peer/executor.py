@@ -16,11 +16,12 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 import shutil
-from typing import Final, Protocol
+from typing import Final
 
 from ..esphome_cli import EsphomeCli
+from ..executors import JobSink
 from ..lanes import Outcome, RunningJob, StopReason
-from ..models import Job, JobStatus, ProcessRecord
+from ..models import JobStatus
 from ..runner import JobProcess
 from .artifacts import ArtifactError, async_materialise
 from .link import PeerLink
@@ -32,19 +33,6 @@ STOP_POLL: Final = 0.1
 CANCEL_CONFIRM_TIMEOUT: Final = 30.0
 """Seconds to wait for the peer to confirm a cancel before the job ends anyway."""
 STAGING_FOLDER: Final = ".pipeline-remote"
-
-
-class JobSink(Protocol):
-    """Where a running job reports (the engine's sink; same three methods)."""
-
-    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
-        """Add a line to the job's log."""
-
-    def progress(self, job: Job, value: int) -> None:
-        """Record a new, higher progress (0..100)."""
-
-    def process_started(self, job: Job, record: ProcessRecord) -> None:
-        """Record the session of a process the job started."""
 
 
 @dataclass(frozen=True, slots=True)
