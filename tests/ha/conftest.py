@@ -18,7 +18,9 @@ from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHO
 from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
 from custom_components.esphome_pipeline.engine.events import JobEvent
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
+from custom_components.esphome_pipeline.provision.manager import EsphomeProvisioner
 from tests.fakes import FakeEsphome, fake_command_line
+from tests.fakes.installer import FakeInstaller, use_fake_installer
 
 
 @pytest.fixture(autouse=True)
@@ -120,3 +122,28 @@ async def wait_for_status(
             return await reached
     finally:
         unsubscribe()
+
+
+@pytest.fixture
+def installer_setup(
+    hass: HomeAssistant, tmp_path: Path
+) -> tuple[FakeInstaller, EsphomeProvisioner]:
+    """A provisioner that builds ESPHome environments from the fake interpreter."""
+    return use_fake_installer(hass, tmp_path)
+
+
+@pytest.fixture
+def fake_installer(installer_setup: tuple[FakeInstaller, EsphomeProvisioner]) -> FakeInstaller:
+    """The fake interpreter's handle."""
+    return installer_setup[0]
+
+
+@pytest.fixture
+def provisioner(installer_setup: tuple[FakeInstaller, EsphomeProvisioner]) -> EsphomeProvisioner:
+    """Home Assistant's provisioner (building from the fake interpreter)."""
+    return installer_setup[1]
+
+
+def installed_folders(root: Path) -> list[str]:
+    """Return the names in a folder of ESPHome environments, sorted (none: empty)."""
+    return sorted(child.name for child in root.iterdir()) if root.is_dir() else []

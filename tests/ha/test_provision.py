@@ -38,32 +38,12 @@ from custom_components.esphome_pipeline.provision.layout import (
 from custom_components.esphome_pipeline.provision.manager import (
     EsphomeProvisioner,
 )
-from tests.fakes.installer import FakeInstaller, use_fake_installer
+from tests.fakes.installer import FakeInstaller
+
+from .conftest import installed_folders as _folders
 
 NEWER = "2026.11.0"
 PYTHON_NOW = (sys.version_info.major, sys.version_info.minor)
-
-
-@pytest.fixture
-def setup(hass: HomeAssistant, tmp_path: Path) -> tuple[FakeInstaller, EsphomeProvisioner]:
-    """A provisioner that builds from the fake interpreter."""
-    return use_fake_installer(hass, tmp_path)
-
-
-@pytest.fixture
-def fake(setup: tuple[FakeInstaller, EsphomeProvisioner]) -> FakeInstaller:
-    """The fake interpreter's handle."""
-    return setup[0]
-
-
-@pytest.fixture
-def provisioner(setup: tuple[FakeInstaller, EsphomeProvisioner]) -> EsphomeProvisioner:
-    """Home Assistant's provisioner (building from the fake)."""
-    return setup[1]
-
-
-def _folders(root: Path) -> list[str]:
-    return sorted(child.name for child in root.iterdir()) if root.is_dir() else []
 
 
 def _process_gone(pid: int) -> bool:
@@ -101,7 +81,7 @@ def test_version_check(text: str, valid: bool) -> None:
 
 
 async def test_install_with_uv(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """uv makes a relocatable environment, installs the pinned version, and it answers."""
     lines: list[str] = []
@@ -111,10 +91,10 @@ async def test_install_with_uv(
     assert _folders(provisioner.root) == [f"esphome-{MANAGED_ESPHOME_VERSION}"]
     assert env.command == (str(env.path / "bin" / "python"), "-m", "esphome")
     assert await provisioner.async_problem(env) is None
-    commands = fake.commands()
+    commands = fake_installer.commands()
     assert commands[0] == "base: -m uv --version"
     assert re.fullmatch(
-        rf"base: -m uv venv --python {re.escape(fake.python)} --relocatable .*/"
+        rf"base: -m uv venv --python {re.escape(fake_installer.python)} --relocatable .*/"
         rf"\.esphome-{MANAGED_ESPHOME_VERSION}\.partial-\w+",
         commands[1],
     )
@@ -132,7 +112,7 @@ async def test_install_with_uv(
 
 
 async def test_environment_that_stopped_answering_is_reinstalled(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """An environment that looks fine but whose `esphome version` fails is built again."""
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
@@ -140,19 +120,19 @@ async def test_environment_that_stopped_answering_is_reinstalled(
 
     assert await provisioner.async_install(MANAGED_ESPHOME_VERSION) == env
 
-    assert sum("venv" in command for command in fake.commands()) == 2
+    assert sum("venv" in command for command in fake_installer.commands()) == 2
     assert _folders(provisioner.root) == [f"esphome-{MANAGED_ESPHOME_VERSION}"]
 
 
 async def test_install_with_venv_and_pip(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """Without uv, the standard venv module and pip do the same."""
-    fake.behave(uv=False)
+    fake_installer.behave(uv=False)
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
 
     assert await provisioner.async_problem(env) is None
-    commands = fake.commands()
+    commands = fake_installer.commands()
     assert re.fullmatch(r"base: -m venv .*\.partial-\w+", commands[1])
     assert commands[2] == (
         "env: -m pip install --disable-pip-version-check --no-input --progress-bar off "
@@ -161,25 +141,25 @@ async def test_install_with_venv_and_pip(
 
 
 async def test_working_environment_is_reused(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """A second install of the same version only checks that it answers."""
     first = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
-    before = len(fake.calls())
+    before = len(fake_installer.calls())
 
     again = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
 
     assert again == first
-    assert fake.commands()[before:] == ["env: -m esphome version"]
+    assert fake_installer.commands()[before:] == ["env: -m esphome version"]
 
 
 async def test_failure_half_way_leaves_nothing(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """pip failing in the middle: the error carries its last lines; no folder is left, and an
     installed version beside it is untouched."""
     await provisioner.async_install(MANAGED_ESPHOME_VERSION)
-    fake.behave(install_fail_after=3)
+    fake_installer.behave(install_fail_after=3)
 
     with pytest.raises(InstallError) as caught:
         await provisioner.async_install(NEWER)
@@ -193,10 +173,10 @@ async def test_failure_half_way_leaves_nothing(
 
 
 async def test_environment_creation_fails(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """A Python without a working venv module: the error says so, nothing is left."""
-    fake.behave(uv=False, venv_fails=True)
+    fake_installer.behave(uv=False, venv_fails=True)
     with pytest.raises(InstallError, match="Could not create the virtual environment") as caught:
         await provisioner.async_install(MANAGED_ESPHOME_VERSION)
     assert "ensurepip" in caught.value.details
@@ -204,10 +184,10 @@ async def test_environment_creation_fails(
 
 
 async def test_environment_reporting_another_version_is_refused(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """An install whose `esphome version` names another release is not selected."""
-    fake.behave(reports_version="2026.9.0")
+    fake_installer.behave(reports_version="2026.9.0")
     with pytest.raises(InstallError, match=f"reports ESPHome 2026.9.0, not {NEWER}"):
         await provisioner.async_install(NEWER)
     assert _folders(provisioner.root) == []
@@ -215,7 +195,7 @@ async def test_environment_reporting_another_version_is_refused(
 
 async def test_environment_broken_after_rename_is_removed(
     hass: HomeAssistant,
-    fake: FakeInstaller,
+    fake_installer: FakeInstaller,
     provisioner: EsphomeProvisioner,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -238,13 +218,13 @@ async def test_environment_broken_after_rename_is_removed(
 
 
 async def test_cancelled_install_stops_the_installer_and_cleans_up(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """Cancelling (a closed dialog) stops the installer's processes and removes the folder."""
-    fake.behave(install_wait_for="go")
+    fake_installer.behave(install_wait_for="go")
     task = hass.async_create_task(provisioner.async_install(MANAGED_ESPHOME_VERSION))
-    await fake.wait_for("waiting")
-    installer_pid = fake.calls()[-1]["pid"]
+    await fake_installer.wait_for("waiting")
+    installer_pid = fake_installer.calls()[-1]["pid"]
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -254,10 +234,12 @@ async def test_cancelled_install_stops_the_installer_and_cleans_up(
     assert _folders(provisioner.root) == []
 
 
-async def test_install_deadline(hass: HomeAssistant, fake: FakeInstaller, tmp_path: Path) -> None:
+async def test_install_deadline(
+    hass: HomeAssistant, fake_installer: FakeInstaller, tmp_path: Path
+) -> None:
     """An install that does not end in time is stopped with a clear error."""
-    fake.behave(install_wait_for="never")
-    installer = await find_installer(fake.python)
+    fake_installer.behave(install_wait_for="never")
+    installer = await find_installer(fake_installer.python)
     staging = make_staging_dir(tmp_path / "root", MANAGED_ESPHOME_VERSION)
 
     with pytest.raises(InstallError, match="did not end within 0.5 seconds"):
@@ -275,25 +257,25 @@ async def test_missing_interpreter(hass: HomeAssistant, tmp_path: Path) -> None:
 
 async def test_unusable_target_folder(hass: HomeAssistant, tmp_path: Path) -> None:
     """A config folder where nothing can be created gives an InstallError, not a crash."""
-    fake = FakeInstaller(tmp_path / "installer")
+    fake_installer = FakeInstaller(tmp_path / "installer")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder", encoding="utf-8")
-    provisioner = EsphomeProvisioner(hass, python=fake.python, root=blocker / "root")
+    provisioner = EsphomeProvisioner(hass, python=fake_installer.python, root=blocker / "root")
     with pytest.raises(InstallError, match="Could not install ESPHome 2026.10.0: "):
         await provisioner.async_install(MANAGED_ESPHOME_VERSION)
 
 
 async def test_invalid_version_is_refused(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """Nothing runs for a version that is not a release number."""
     with pytest.raises(InstallError, match="Not an ESPHome version"):
         await provisioner.async_install("1.0 --index-url x")
-    assert fake.calls() == []
+    assert fake_installer.calls() == []
 
 
 async def test_broken_interpreter_is_detected_and_replaced(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """An environment made for another Python is a problem; installing replaces it."""
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
@@ -310,7 +292,7 @@ async def test_broken_interpreter_is_detected_and_replaced(
     assert again == env
     assert await provisioner.async_problem(env) is None
     assert _folders(provisioner.root) == [f"esphome-{MANAGED_ESPHOME_VERSION}"]
-    assert sum("venv" in command for command in fake.commands()) == 2
+    assert sum("venv" in command for command in fake_installer.commands()) == 2
 
 
 async def test_environment_problems(hass: HomeAssistant, provisioner: EsphomeProvisioner) -> None:

@@ -31,32 +31,12 @@ from custom_components.esphome_pipeline.provision.manager import (
     async_remove_unused_environments,
     managed_esphome_version,
 )
-from tests.fakes.installer import FakeInstaller, use_fake_installer
+from tests.fakes.installer import FakeInstaller
+
+from .conftest import installed_folders as _folders
 
 NEWER = "2026.11.0"
 PYTHON_NOW = (sys.version_info.major, sys.version_info.minor)
-
-
-@pytest.fixture
-def setup(hass: HomeAssistant, tmp_path: Path) -> tuple[FakeInstaller, EsphomeProvisioner]:
-    """A provisioner that builds from the fake interpreter."""
-    return use_fake_installer(hass, tmp_path)
-
-
-@pytest.fixture
-def fake(setup: tuple[FakeInstaller, EsphomeProvisioner]) -> FakeInstaller:
-    """The fake interpreter's handle."""
-    return setup[0]
-
-
-@pytest.fixture
-def provisioner(setup: tuple[FakeInstaller, EsphomeProvisioner]) -> EsphomeProvisioner:
-    """Home Assistant's provisioner (building from the fake)."""
-    return setup[1]
-
-
-def _folders(root: Path) -> list[str]:
-    return sorted(child.name for child in root.iterdir()) if root.is_dir() else []
 
 
 async def test_remove_unused(hass: HomeAssistant, provisioner: EsphomeProvisioner) -> None:
@@ -99,24 +79,24 @@ async def test_default_provisioner(hass: HomeAssistant) -> None:
 @pytest.mark.parametrize("uv", [True, False])
 async def test_newest_release_at_most_once_a_day(
     hass: HomeAssistant,
-    fake: FakeInstaller,
+    fake_installer: FakeInstaller,
     provisioner: EsphomeProvisioner,
     freezer: FrozenDateTimeFactory,
     hass_storage: dict[str, Any],
     uv: bool,
 ) -> None:
     """The installer is asked once; the answer is kept (also across a restart) for a day."""
-    fake.behave(uv=uv, newest=NEWER)
+    fake_installer.behave(uv=uv, newest=NEWER)
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
 
     def questions() -> int:
-        return sum(("index versions" in c or "--dry-run" in c) for c in fake.commands())
+        return sum(("index versions" in c or "--dry-run" in c) for c in fake_installer.commands())
 
     assert await provisioner.async_newest_release(env) == NEWER
     assert questions() == 1
-    fake.behave(newest="2026.12.0")
+    fake_installer.behave(newest="2026.12.0")
     assert await provisioner.async_newest_release(env) == NEWER
-    restarted = EsphomeProvisioner(hass, python=fake.python, root=provisioner.root)
+    restarted = EsphomeProvisioner(hass, python=fake_installer.python, root=provisioner.root)
     assert await restarted.async_newest_release(env) == NEWER
     assert questions() == 1
     assert hass_storage[STORE_KEY]["data"]["newest"] == NEWER
@@ -129,40 +109,40 @@ async def test_newest_release_at_most_once_a_day(
 @pytest.mark.parametrize("answer", [None, "garbled"])
 async def test_newest_release_unknown_when_offline(
     hass: HomeAssistant,
-    fake: FakeInstaller,
+    fake_installer: FakeInstaller,
     provisioner: EsphomeProvisioner,
     answer: str | None,
 ) -> None:
     """No index (or an answer without a version): unknown, no error, not asked again soon."""
-    fake.behave(newest=answer)
+    fake_installer.behave(newest=answer)
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
     assert await provisioner.async_newest_release(env) is None
     assert await provisioner.async_newest_release(env) is None
-    assert sum("--dry-run" in c for c in fake.commands()) == 1
+    assert sum("--dry-run" in c for c in fake_installer.commands()) == 1
 
 
 async def test_newest_release_question_has_a_deadline(
-    hass: HomeAssistant, fake: FakeInstaller, provisioner: EsphomeProvisioner
+    hass: HomeAssistant, fake_installer: FakeInstaller, provisioner: EsphomeProvisioner
 ) -> None:
     """An index that never answers makes the newest release unknown, not a hang."""
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
-    fake.behave(newest=NEWER, newest_wait_for="never")
+    fake_installer.behave(newest=NEWER, newest_wait_for="never")
     installer = await provisioner.async_installer()
     assert await newest_release(installer, env.python, timeout=0.5) is None
 
 
 async def test_stored_answer_that_cannot_be_read_is_ignored(
     hass: HomeAssistant,
-    fake: FakeInstaller,
+    fake_installer: FakeInstaller,
     provisioner: EsphomeProvisioner,
     hass_storage: dict[str, Any],
 ) -> None:
     """A damaged stored answer means asking again."""
     hass_storage[STORE_KEY] = {"version": 1, "key": STORE_KEY, "data": {"checked_at": "never"}}
-    fake.behave(newest=NEWER)
+    fake_installer.behave(newest=NEWER)
     env = await provisioner.async_install(MANAGED_ESPHOME_VERSION)
     assert await provisioner.async_newest_release(env) == NEWER
     hass_storage[STORE_KEY] = {"version": 1, "key": STORE_KEY, "data": ["not", "a", "record"]}
-    again = EsphomeProvisioner(hass, python=fake.python, root=provisioner.root)
+    again = EsphomeProvisioner(hass, python=fake_installer.python, root=provisioner.root)
     assert await again.async_newest_release(env) == NEWER
-    assert sum("--dry-run" in c for c in fake.commands()) == 2
+    assert sum("--dry-run" in c for c in fake_installer.commands()) == 2
