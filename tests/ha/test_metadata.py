@@ -115,6 +115,7 @@ def test_translation_keys_used_in_code_exist() -> None:
     assert entity_keys == {
         "firmware", "compile", "upload", "compile_lane", "upload_lane", "queue_depth",
         "install", "clean", "reset_build_env", "esphome",
+        "peer_connected", "peer_state", "peer_esphome_version",
     }  # fmt: skip
     icon_keys = {key for platform in _json("icons.json")["entity"].values() for key in platform}
     assert icon_keys == entity_keys - {"firmware"}
