@@ -144,12 +144,15 @@ async def test_pairing_stores_the_pin_and_the_peer_becomes_a_device(
     connected = registry.async_get_entity_id("binary_sensor", DOMAIN, f"{prefix}_connected")
     state = registry.async_get_entity_id("sensor", DOMAIN, f"{prefix}_state")
     version = registry.async_get_entity_id("sensor", DOMAIN, f"{prefix}_esphome_version")
-    assert connected and state and version
+    assert connected
+    assert state
+    assert version
     assert hass.states.get(connected).state == "on"  # type: ignore[union-attr]
     assert hass.states.get(state).state == "idle"  # type: ignore[union-attr]
     assert hass.states.get(version).state == "2026.10.0"  # type: ignore[union-attr]
     device = dr.async_get(hass).async_get_device({(DOMAIN, prefix)})
-    assert device is not None and device.name == "Desk PC"
+    assert device is not None
+    assert device.name == "Desk PC"
 
     # Our key is private: created once, mode 0600.
     key = identity_path(hass, loaded.entry_id)
