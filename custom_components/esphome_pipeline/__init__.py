@@ -119,6 +119,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         # Home Assistant does not unload entries when it stops: stop the processes here, so
         # running jobs are stored as queued and run again after the restart.
         await coordinator.async_stop()
+        await peers.async_stop()
 
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_engine))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
