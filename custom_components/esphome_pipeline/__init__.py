@@ -132,8 +132,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEn
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.coordinator.async_stop()
-        if entry.runtime_data.peers is not None:
-            await entry.runtime_data.peers.async_stop()
+        await entry.runtime_data.peers.async_stop()
     return unloaded
 
 
@@ -163,7 +162,7 @@ async def _async_reload_on_change(hass: HomeAssistant, entry: EsphomePipelineCon
     A build peer added or removed (a subentry) needs no reload: the peer manager applies it.
     """
     peers = entry.runtime_data.peers
-    if peers is not None and peers.settings_unchanged(entry):
+    if peers.settings_unchanged(entry):
         await peers.async_sync()
         return
     await hass.config_entries.async_reload(entry.entry_id)

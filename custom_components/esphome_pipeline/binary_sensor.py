@@ -34,10 +34,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the connectivity sensor of every build peer, now and for each one paired later."""
-    peers = entry.runtime_data.peers
-    if peers is None:
-        return
-    peers.async_add_peer_entities(
+    entry.runtime_data.peers.async_add_peer_entities(
         async_add_entities,
         lambda peer: [PeerConnectedSensor(entry.entry_id, peer, CONNECTED_DESCRIPTION)],
     )

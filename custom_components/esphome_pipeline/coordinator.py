@@ -59,7 +59,7 @@ class EsphomePipelineRuntimeData:
     """What a loaded entry holds: its coordinator (which owns the engine)."""
 
     coordinator: PipelineCoordinator
-    peers: PeerManager | None = None
+    peers: PeerManager
 
 
 type EsphomePipelineConfigEntry = ConfigEntry[EsphomePipelineRuntimeData]

@@ -108,10 +108,7 @@ def async_add_peer_sensors(
     entry: EsphomePipelineConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Add the sensors of every build peer, now and for each peer paired later."""
-    peers = entry.runtime_data.peers
-    if peers is None:
-        return
-    peers.async_add_peer_entities(
+    entry.runtime_data.peers.async_add_peer_entities(
         async_add_entities,
         lambda peer: [
             PeerStateSensor(entry.entry_id, peer, STATE_DESCRIPTION),

@@ -85,7 +85,7 @@ class BuildPeerSubentryFlow(ConfigSubentryFlow):
         """Show the fingerprint, ask for the pairing key, and pair with the previewed key."""
         seen = self._preview
         if seen is None:
-            return await self.async_step_user()
+            raise AssertionError("the pair step always follows a preview")
         errors: dict[str, str] = {}
         error_text = ""
         if user_input is not None:

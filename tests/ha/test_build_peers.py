@@ -6,10 +6,13 @@ failure of the flow must be a form error with nothing stored.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
+import json
 from pathlib import Path
 import stat
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
@@ -19,7 +22,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import DOMAIN
-from custom_components.esphome_pipeline.engine.peer.client import pair
+from custom_components.esphome_pipeline.diagnostics import async_get_config_entry_diagnostics
+from custom_components.esphome_pipeline.engine.peer.client import PairingResult, pair
 from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity
 from custom_components.esphome_pipeline.engine.peer.status import LinkState
 from custom_components.esphome_pipeline.peers import (
@@ -329,3 +333,34 @@ async def test_pin_mismatch_on_connect_raises_a_repair_issue(
     finally:
         await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
+
+
+async def test_a_receiver_that_wants_approval_on_screen_is_a_form_error(
+    hass: HomeAssistant, loaded: MockConfigEntry, make_receiver: ReceiverFactory
+) -> None:
+    """A pending request (the owner approves on the receiver) stores nothing yet."""
+    receiver = await make_receiver()
+    result = await to_pair_step(hass, loaded, receiver)
+    pending = PairingResult(
+        host="127.0.0.1", port=receiver.port, pin=receiver.pin, approved=False, esphome_version=None
+    )
+    with patch("custom_components.esphome_pipeline.peer_flow.pair", return_value=pending):
+        result = dict(
+            await hass.config_entries.subentries.async_configure(
+                result["flow_id"], {"pairing_key": receiver.pairing_key}
+            )
+        )
+    assert result["errors"] == {"base": "approval_pending"}
+    assert not loaded.subentries
+
+
+async def test_diagnostics_never_show_our_key(
+    hass: HomeAssistant, loaded: MockConfigEntry, make_receiver: ReceiverFactory
+) -> None:
+    """The private key stays in its file."""
+    receiver = await make_receiver()
+    await pair_through_flow(hass, loaded, receiver)
+    key = await hass.async_add_executor_job(identity_path(hass, loaded.entry_id).read_bytes)
+    shown = json.dumps(await async_get_config_entry_diagnostics(hass, loaded), default=str)
+    assert key.hex() not in shown
+    assert base64.b64encode(key).decode() not in shown
