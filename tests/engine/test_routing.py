@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from custom_components.esphome_pipeline.engine.lanes import Outcome
@@ -29,6 +31,9 @@ from custom_components.esphome_pipeline.engine.state import (
     Slot,
     next_job,
 )
+from tests.fakes import FakeEsphome
+
+from .conftest import EngineFactory
 
 
 def compile_job(name: str = "a.yaml") -> Job:
@@ -152,3 +157,33 @@ def test_ends_that_are_the_jobs_own_pass_through() -> None:
         assert book.after("desk", compile_job(), failed(kind), Sink()).status is JobStatus.FAILED
     done = RemoteRunResult(Outcome(status=JobStatus.COMPLETED), "completed")
     assert book.after("desk", compile_job(), done, Sink()).status is JobStatus.COMPLETED
+
+
+async def test_the_engine_notes_the_wait_once_and_releases_the_job(
+    make_engine: EngineFactory, fake: FakeEsphome
+) -> None:
+    """A compile nothing qualifies for waits with the reason once; a new routing frees it."""
+    engine = await make_engine()
+    nobody = Routing(build_on=BuildOn.PEERS_ONLY, peers=frozenset())
+    engine.set_routing(nobody)
+    engine.set_routing(Routing(build_on=BuildOn.PEERS_ONLY, peers=frozenset()))
+    assert engine.routing == nobody
+    fake.add_config("a")
+    (job,) = await engine.compile(["a.yaml"])
+    # Another routing with the same reason does not repeat the line.
+    engine.set_routing(
+        Routing(build_on=BuildOn.PEERS_ONLY, peers=frozenset(), local_only=frozenset({"x"}))
+    )
+    waiting = [line for line in job.output.lines if "Waiting for a build peer" in line]
+    assert waiting == [wait_reason(job, nobody)]
+    assert job.status is JobStatus.QUEUED
+    done = asyncio.get_running_loop().create_future()
+    engine.subscribe(
+        lambda event: done.set_result(None)
+        if event.job is job and event.job.is_terminal and not done.done()
+        else None
+    )
+    engine.set_routing(Routing())
+    await done
+    assert job.status is JobStatus.COMPLETED
+    assert job.source == "local"

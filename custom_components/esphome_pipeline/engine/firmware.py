@@ -148,6 +148,9 @@ class FirmwareEngine(JobQueue):
 
     def set_routing(self, routing: Routing) -> None:
         """Route compiles by `routing` from now on; waiting compiles are looked at again."""
+        if routing == self._routing:
+            # Peer status changes often (each queue report): only a new routing is news.
+            return
         self._routing = routing
         self._commit([])
 
