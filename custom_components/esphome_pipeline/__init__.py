@@ -40,6 +40,7 @@ from .issues import (
     async_clear_dropped_jobs,
     async_report_cli_unavailable,
 )
+from .peers import PeerManager, async_entry_identity, async_remove_identity
 from .preflight import (
     CliFailedError,
     ManagedEsphomeBrokenError,
@@ -52,7 +53,7 @@ from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
 from .store import EntryStore
 
-PLATFORMS = [Platform.BUTTON, Platform.SENSOR, Platform.UPDATE]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.UPDATE]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -105,7 +106,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         auto_install=entry.options.get(CONF_AUTO_INSTALL_ON_CHANGE, DEFAULT_AUTO_INSTALL_ON_CHANGE),
     )
     await coordinator.async_start()
-    entry.runtime_data = EsphomePipelineRuntimeData(coordinator=coordinator)
+    identity = await async_entry_identity(hass, entry.entry_id)
+    peers = PeerManager(hass, entry, coordinator, cli=checked.cli, identity=identity)
+    entry.runtime_data = EsphomePipelineRuntimeData(coordinator=coordinator, peers=peers)
     # The hub exists before any configuration device names it as `via_device`.
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **hub_device_info(coordinator)
@@ -116,9 +119,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         # Home Assistant does not unload entries when it stops: stop the processes here, so
         # running jobs are stored as queued and run again after the restart.
         await coordinator.async_stop()
+        await peers.async_stop()
 
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_engine))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await peers.async_sync()
     return True
 
 
@@ -127,6 +132,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEn
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.coordinator.async_stop()
+        await entry.runtime_data.peers.async_stop()
     return unloaded
 
 
@@ -137,6 +143,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEn
     async_clear_dropped_jobs(hass, entry.entry_id)
     async_clear_managed_esphome_broken(hass, entry.entry_id)
     await async_remove_unused_environments(hass)
+    await async_remove_identity(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(
@@ -150,5 +157,12 @@ async def async_remove_config_entry_device(
 
 
 async def _async_reload_on_change(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> None:
-    """Apply new options or a new folder (Home Assistant 2025.4 has no OptionsFlowWithReload)."""
+    """Apply new options or a new folder (Home Assistant 2025.4 has no OptionsFlowWithReload).
+
+    A build peer added or removed (a subentry) needs no reload: the peer manager applies it.
+    """
+    peers = entry.runtime_data.peers
+    if peers.settings_unchanged(entry):
+        await peers.async_sync()
+        return
     await hass.config_entries.async_reload(entry.entry_id)

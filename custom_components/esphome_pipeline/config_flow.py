@@ -28,22 +28,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, override
 
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
 import voluptuous as vol
 
 from .const import (
     CONF_AUTO_INSTALL_ON_CHANGE,
+    CONF_BUILD_ON,
     CONF_COMPILE_WORKERS,
     CONF_CONFIG_DIR,
     CONF_ESPHOME_COMMAND,
     CONF_ESPHOME_VERSION,
+    CONF_ESPHOME_VERSION_POLICY,
     CONF_MANAGED_ESPHOME,
     CONF_UPLOAD_SLOTS,
     DEFAULT_AUTO_INSTALL_ON_CHANGE,
+    DEFAULT_BUILD_ON,
     DEFAULT_COMPILE_WORKERS,
     DEFAULT_CONFIG_SUBDIR,
+    DEFAULT_ESPHOME_VERSION_POLICY,
     DEFAULT_UPLOAD_SLOTS,
     DOMAIN,
     MANAGED_ESPHOME_VERSION,
@@ -51,6 +61,9 @@ from .const import (
     MAX_UPLOAD_SLOTS,
     TITLE,
 )
+from .engine.routing import BuildOn, VersionPolicy
+from .peer_flow import BuildPeerSubentryFlow
+from .peers import SUBENTRY_BUILD_PEER
 from .preflight import (
     CheckedCli,
     CliFailedError,
@@ -119,6 +132,15 @@ class EsphomePipelineConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: ConfigEntry) -> EsphomePipelineOptionsFlow:
         """Return the options flow."""
         return EsphomePipelineOptionsFlow()
+
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Build peers are subentries of the entry."""
+        return {SUBENTRY_BUILD_PEER: BuildPeerSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the folder and the command, check both, create the entry (or offer an
@@ -275,6 +297,10 @@ class EsphomePipelineOptionsFlow(OptionsFlow):
                         CONF_COMPILE_WORKERS: int(user_input[CONF_COMPILE_WORKERS]),
                         CONF_UPLOAD_SLOTS: int(user_input[CONF_UPLOAD_SLOTS]),
                         CONF_AUTO_INSTALL_ON_CHANGE: bool(user_input[CONF_AUTO_INSTALL_ON_CHANGE]),
+                        CONF_BUILD_ON: user_input.get(CONF_BUILD_ON, DEFAULT_BUILD_ON),
+                        CONF_ESPHOME_VERSION_POLICY: user_input.get(
+                            CONF_ESPHOME_VERSION_POLICY, DEFAULT_ESPHOME_VERSION_POLICY
+                        ),
                     },
                 )
         return self.async_show_form(
@@ -302,6 +328,10 @@ def _options_schema() -> vol.Schema:
                 )
             ),
             vol.Required(CONF_AUTO_INSTALL_ON_CHANGE): selector.BooleanSelector(),
+            vol.Optional(CONF_BUILD_ON): _choice(CONF_BUILD_ON, [str(item) for item in BuildOn]),
+            vol.Optional(CONF_ESPHOME_VERSION_POLICY): _choice(
+                CONF_ESPHOME_VERSION_POLICY, [str(item) for item in VersionPolicy]
+            ),
         }
     )
 
@@ -314,7 +344,19 @@ def _current_options(options: Mapping[str, Any]) -> dict[str, Any]:
         CONF_AUTO_INSTALL_ON_CHANGE: options.get(
             CONF_AUTO_INSTALL_ON_CHANGE, DEFAULT_AUTO_INSTALL_ON_CHANGE
         ),
+        CONF_BUILD_ON: options.get(CONF_BUILD_ON, DEFAULT_BUILD_ON),
+        CONF_ESPHOME_VERSION_POLICY: options.get(
+            CONF_ESPHOME_VERSION_POLICY, DEFAULT_ESPHOME_VERSION_POLICY
+        ),
     }
+
+
+def _choice(key: str, options: list[str]) -> selector.SelectSelector:
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=options, translation_key=key, mode=selector.SelectSelectorMode.DROPDOWN
+        )
+    )
 
 
 def _cli_error_field(err: PreflightError) -> str:

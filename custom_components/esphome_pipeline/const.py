@@ -15,6 +15,8 @@ CONF_ESPHOME_COMMAND: Final = "esphome_command"
 CONF_COMPILE_WORKERS: Final = "compile_workers"
 CONF_UPLOAD_SLOTS: Final = "upload_slots"
 CONF_AUTO_INSTALL_ON_CHANGE: Final = "auto_install_on_change"
+CONF_BUILD_ON: Final = "build_on"
+CONF_ESPHOME_VERSION_POLICY: Final = "esphome_version_policy"
 CONF_MANAGED_ESPHOME: Final = "managed_esphome"
 """Entry data: the ESPHome version the integration installed for the entry (absent: none)."""
 CONF_ESPHOME_VERSION: Final = "esphome_version"
@@ -24,6 +26,8 @@ DEFAULT_CONFIG_SUBDIR: Final = "esphome"
 DEFAULT_COMPILE_WORKERS: Final = 1
 DEFAULT_UPLOAD_SLOTS: Final = 4
 DEFAULT_AUTO_INSTALL_ON_CHANGE: Final = False
+DEFAULT_BUILD_ON: Final = "local_and_peers"
+DEFAULT_ESPHOME_VERSION_POLICY: Final = "any"
 MAX_COMPILE_WORKERS: Final = 16
 MAX_UPLOAD_SLOTS: Final = 32
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 import logging
+from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -35,15 +36,20 @@ from .auto_install import AutoInstaller
 from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
 from .engine.events import EventKind, JobEvent
+from .engine.executors import Executor
 from .engine.fingerprint import NodeInfo
 from .engine.firmware import FirmwareEngine, InstallChain
 from .engine.input_rules import check_configuration_file, check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
+from .engine.routing import Routing
 from .helpers import invalid_input
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
 from .snapshot import PipelineSnapshot, build_snapshot
 from .store import EntryStore
+
+if TYPE_CHECKING:
+    from .peers import PeerManager
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class EsphomePipelineRuntimeData:
     """What a loaded entry holds: its coordinator (which owns the engine)."""
 
     coordinator: PipelineCoordinator
+    peers: PeerManager
 
 
 type EsphomePipelineConfigEntry = ConfigEntry[EsphomePipelineRuntimeData]
@@ -284,6 +291,20 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def subscribe(self, callback: Callable[[JobEvent], None]) -> Callable[[], None]:
         """Call `callback` for every engine job event (it must not wait); return unsubscribe."""
         return self._engine.subscribe(callback)
+
+    @callback
+    def async_add_build_peer(self, label: str, executor: Executor) -> None:
+        """Let build peer `label` take compiles, run by `executor` (peers.py)."""
+        self._engine.add_build_peer(label, executor)
+
+    async def async_remove_build_peer(self, label: str) -> None:
+        """Stop using build peer `label`; its running compile goes back to the queue."""
+        await self._engine.remove_build_peer(label)
+
+    @callback
+    def set_build_routing(self, routing: Routing) -> None:
+        """Route compiles by `routing` from now on (peers.py keeps it current)."""
+        self._engine.set_routing(routing)
 
     def _by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}

@@ -24,6 +24,7 @@ from homeassistant.helpers.typing import StateType
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .engine.models import JobStatus, QueueStatus
 from .entity import ConfigurationEntity, HubEntity, async_add_configuration_entities
+from .peer_entities import async_add_peer_sensors
 from .snapshot import ConfigurationState, JobView
 
 # Push-updated from the coordinator; nothing to poll.
@@ -127,6 +128,7 @@ async def async_setup_entry(
             JobSensor(coordinator, name, description) for description in JOB_SENSORS
         ],
     )
+    async_add_peer_sensors(entry, async_add_entities)
 
 
 class JobSensor(ConfigurationEntity, SensorEntity):

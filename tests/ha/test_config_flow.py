@@ -200,6 +200,8 @@ async def test_options_flow(hass: HomeAssistant, config_dir: Path, esphome_comma
         CONF_COMPILE_WORKERS: 1,
         CONF_UPLOAD_SLOTS: 4,
         CONF_AUTO_INSTALL_ON_CHANGE: False,
+        "build_on": "local_and_peers",
+        "esphome_version_policy": "any",
     }
 
     new_options = {
@@ -207,6 +209,8 @@ async def test_options_flow(hass: HomeAssistant, config_dir: Path, esphome_comma
         CONF_COMPILE_WORKERS: 2.0,
         CONF_UPLOAD_SLOTS: 3.0,
         CONF_AUTO_INSTALL_ON_CHANGE: True,
+        "build_on": "peers_only",
+        "esphome_version_policy": "same_release",
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], new_options)
     assert result["type"] is FlowResultType.FORM
@@ -220,6 +224,8 @@ async def test_options_flow(hass: HomeAssistant, config_dir: Path, esphome_comma
         CONF_COMPILE_WORKERS: 2,
         CONF_UPLOAD_SLOTS: 3,
         CONF_AUTO_INSTALL_ON_CHANGE: True,
+        "build_on": "peers_only",
+        "esphome_version_policy": "same_release",
     }
 
 

@@ -88,6 +88,8 @@ def test_translation_keys_used_in_code_exist() -> None:
     platforms = {name: _source(f"{name}.py") for name in strings["entity"]}
     # The hub's `esphome` update entity lives in a module of its own.
     platforms["update"] += re.sub(r'translation_key="[a-z_]+"', "", _source("esphome_update.py"))
+    # The build peers' sensors too.
+    platforms["sensor"] += _source("peer_entities.py")
     for platform, platform_source in platforms.items():
         # Entity descriptions name their entity's translation key.
         described = set(re.findall(r'translation_key="([a-z_]+)"', platform_source))
@@ -96,7 +98,7 @@ def test_translation_keys_used_in_code_exist() -> None:
     source = "\n".join(
         path.read_text(encoding="utf-8")
         for path in PACKAGE.glob("*.py")
-        if path.stem not in platforms
+        if path.stem not in platforms and path.stem != "peer_entities"
     )
     used = set(re.findall(r'translation_key="([a-z_]+)"', source))
     used |= set(re.findall(r'invalid_input\(\s*"([a-z_]+)"', source))
@@ -113,6 +115,7 @@ def test_translation_keys_used_in_code_exist() -> None:
     assert entity_keys == {
         "firmware", "compile", "upload", "compile_lane", "upload_lane", "queue_depth",
         "install", "clean", "reset_build_env", "esphome",
+        "peer_connected", "peer_state", "peer_esphome_version",
     }  # fmt: skip
     icon_keys = {key for platform in _json("icons.json")["entity"].values() for key in platform}
     assert icon_keys == entity_keys - {"firmware"}

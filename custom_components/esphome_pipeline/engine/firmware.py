@@ -22,6 +22,7 @@ from .models import Job, JobStatus, Lane, QueueStatus
 from .persistence import split_stored
 from .queue import EXIT_RECORD_DIR, JobQueue
 from .recovery import discard_all_exit_records, recover
+from .routing import Routing
 from .skip import BuildLedger
 from .state import LOCAL_COMPILE_SLOT, UPLOAD_SLOT, Slot, queue_status
 from .streams import DEFAULT_MAX_LINES, JobStream
@@ -139,6 +140,19 @@ class FirmwareEngine(JobQueue):
         self._peers[label] = executor
         if self._running:
             self._dispatcher.add_slot(Slot(Lane.COMPILE, peer=label), executor, 1)
+
+    @property
+    def routing(self) -> Routing:
+        """Where compiles may run now (see `routing.py`)."""
+        return self._routing
+
+    def set_routing(self, routing: Routing) -> None:
+        """Route compiles by `routing` from now on; waiting compiles are looked at again."""
+        if routing == self._routing:
+            # Peer status changes often (each queue report): only a new routing is news.
+            return
+        self._routing = routing
+        self._commit([])
 
     async def remove_build_peer(self, label: str) -> None:
         """Stop using build peer `label`; the compile it ran goes back to the queue."""

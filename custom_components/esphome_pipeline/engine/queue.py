@@ -27,9 +27,10 @@ from .executors import Executor, LocalExecutor
 from .input_rules import OTA_PORT, validate_port
 from .job_factory import InstallChain, install_chains, new_job, validated_names
 from .lanes import Outcome, RunningJob, StopReason
-from .models import Job, JobStatus, JobType
+from .models import Job, JobStatus, JobType, Lane
 from .persistence import DroppedJobs, JobStore, prune, stored_form, stored_state
 from .recovery import ExitRecordKeeper
+from .routing import Routing, wait_reason
 from .saver import AfterSave, CoalescingSaver
 from .skip import BuildLedger, BuildRecord, SkipCheck
 from .state import (
@@ -95,7 +96,7 @@ class JobQueue:
         self._local = LocalExecutor(cli=cli, config_dir=config_dir, exit_dir=self._exit_dir)
         self._dispatcher = Dispatcher(
             TableHooks(
-                pick=lambda slot, capacity: next_job(self._table, slot, capacity),
+                pick=lambda slot, capacity: next_job(self._table, slot, capacity, self._routing),
                 start=self._start_job,
                 settle=self._settle_job,
                 last_build=self.last_build,
@@ -104,6 +105,9 @@ class JobQueue:
             skip_checks=skip_checks,
         )
         self._peers: dict[str, Executor] = {}
+        self._routing = Routing()
+        self._waiting: dict[str, str] = {}
+        """Queued compiles whose log already says why they wait (job id -> reason)."""
         self.dropped = DroppedJobs()
         """What `load()` could not use of the stored jobs (none, usually)."""
         self._running = False
@@ -339,10 +343,26 @@ class JobQueue:
                 events.append(JobEvent(EventKind.STATUS, job))
         for job in prune(self._table, self._history_limit):
             self._table.remove(job.job_id)
+        events += self._note_waiting()
         self._saver.request()
         self._dispatcher.wake()
         for event in events:
             self._hub.emit(event)
+
+    def _note_waiting(self) -> list[JobEvent]:
+        """Write once into each queued compile's log why no slot may take it (routing)."""
+        noted: list[JobEvent] = []
+        waiting: dict[str, str] = {}
+        for job in self._table.queued(Lane.COMPILE):
+            reason = wait_reason(job, self._routing)
+            if reason is None:
+                continue
+            waiting[job.job_id] = reason
+            if self._waiting.get(job.job_id) != reason:
+                job.output.append(reason)
+                noted.append(JobEvent(EventKind.OUTPUT, job, reason))
+        self._waiting = waiting
+        return noted
 
     def _prepare_save(self) -> tuple[dict[str, Any], AfterSave]:
         """Take the snapshot the saver writes, and what to do once it is stored."""

@@ -18,6 +18,10 @@ Rules, in words:
   queued after it starts before it has finished.
 - An upload is `held` while its prerequisite is still active, or while the build gate is
   closed: a reset, or a clean of its own configuration, is queued or running.
+- Which compile slot may take a compile is the routing rule (`routing.py`): the `build_on`
+  option (local and peers / peers only / local only), the peers that qualify now (connected,
+  ESPHome version compatible under the policy), and the compiles that fell back to this
+  machine. A compile no slot qualifies for waits; its log says why.
 - Two uploads never run at once to the same device: OTA uploads are told apart by
   configuration, any other port (host, IP, serial device) is the device itself.
 """
@@ -31,6 +35,7 @@ from typing import Final
 
 from .input_rules import OTA_PORT
 from .models import Job, JobStatus, JobType, Lane, QueueStatus
+from .routing import Routing, slot_may_take
 
 PREREQUISITE_INCOMPLETE: Final = "prerequisite did not complete"
 """The phrase every cascade-cancel error contains (users and tests look for it)."""
@@ -253,20 +258,27 @@ def _configuration_busy(job: Job, running: list[Job]) -> bool:
     )
 
 
-def next_job(table: JobTable, slot: Slot, capacity: int) -> Job | None:
+_ANYWHERE: Final = Routing()
+
+
+def next_job(
+    table: JobTable, slot: Slot, capacity: int, routing: Routing = _ANYWHERE
+) -> Job | None:
     """Return the queued job a free worker of `slot` may start now, or None.
 
     `capacity` is how many jobs that kind of slot may run at once (the compile workers, the
-    upload slots, or 1 for a build peer).
+    upload slots, or 1 for a build peer); `routing` says which compile slots may take a compile.
     """
     if slot.lane is Lane.UPLOAD:
         return next_upload_job(table, capacity)
     if slot.peer is None:
-        return next_compile_lane_job(table, capacity)
-    return next_peer_job(table, slot.peer, capacity)
+        return next_compile_lane_job(table, capacity, routing)
+    return next_peer_job(table, slot.peer, capacity, routing)
 
 
-def next_peer_job(table: JobTable, peer: str, capacity: int) -> Job | None:
+def next_peer_job(
+    table: JobTable, peer: str, capacity: int, routing: Routing = _ANYWHERE
+) -> Job | None:
     """Return the queued compile a free slot of build peer `peer` may start now, or None."""
     running = table.running()
     if any(job.job_type is JobType.RESET_BUILD_ENV for job in running):
@@ -277,13 +289,20 @@ def next_peer_job(table: JobTable, peer: str, capacity: int) -> Job | None:
         if job.job_type is JobType.RESET_BUILD_ENV:
             # The barrier holds for peers too: nothing queued behind a reset overtakes it.
             return None
-        if job.job_type is not JobType.COMPILE or job.held or _configuration_busy(job, running):
+        if (
+            job.job_type is not JobType.COMPILE
+            or job.held
+            or _configuration_busy(job, running)
+            or not slot_may_take(job, peer, routing)
+        ):
             continue
         return job
     return None
 
 
-def next_compile_lane_job(table: JobTable, capacity: int) -> Job | None:
+def next_compile_lane_job(
+    table: JobTable, capacity: int, routing: Routing = _ANYWHERE
+) -> Job | None:
     """Return the queued compile-lane job a free compile worker may start now, or None."""
     running = table.running()
     if any(job.job_type is JobType.RESET_BUILD_ENV for job in running):
@@ -294,7 +313,7 @@ def next_compile_lane_job(table: JobTable, capacity: int) -> Job | None:
         if job.job_type is JobType.RESET_BUILD_ENV:
             # The barrier: nothing queued behind a reset overtakes it.
             return job if not job.held and not running else None
-        if job.held or _configuration_busy(job, running):
+        if job.held or _configuration_busy(job, running) or not slot_may_take(job, None, routing):
             continue
         return job
     return None
