@@ -35,7 +35,13 @@ def test_manifest() -> None:
     for key in ("codeowners", "documentation", "issue_tracker", "version", "iot_class"):
         assert manifest[key]
     assert manifest["config_flow"] is True
-    assert manifest["requirements"] == []
+    # Packages Home Assistant itself pins are given as a floor: an exact pin would clash with
+    # the constraints of a newer Home Assistant and stop the integration from loading.
+    assert manifest["requirements"] == [
+        "aioesphomeapi>=29.9.0",
+        "esptool==5.6.0",
+        "pyserial-asyncio-fast>=0.14",
+    ]
     png = (PACKAGE / "brand" / "icon.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert int.from_bytes(png[16:20]) == int.from_bytes(png[20:24]) == 256

@@ -1,0 +1,141 @@
+"""What a networked device runs, asked over its native API and compared with a build.
+
+Owns one short native API session (aioesphomeapi's `APIClient`, the client Home Assistant
+itself uses; the configuration's encryption key when it has one; a short timeout) that reads
+`DeviceInfo`: name, ESPHome version and `compilation_time`. Since ESPHome 2026.1 a device
+reports the build time of its image (`build_time_str` in the build's `build_info.json`) as
+`compilation_time`, so name, version and that time together say which build it runs.
+
+The verdict is one of: the device runs this build; it runs another build (and which: its
+version and build time against the build's); it is unreachable (and why). A device that
+answers with another name is another device: reported as another build, never as current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+import logging
+from typing import Final
+
+from aioesphomeapi.client import APIClient
+from aioesphomeapi.core import APIConnectionError
+
+from .build_records import ApiEndpoint, BuildIdentity
+
+_LOGGER = logging.getLogger(__name__)
+
+QUERY_TIMEOUT: Final = 5.0
+"""Seconds one question to a device may take (connect, handshake, DeviceInfo)."""
+CLIENT_INFO: Final = "ESPHome Pipeline"
+
+
+class Verdict(StrEnum):
+    """What the device runs, compared with a build."""
+
+    RUNS_THIS_BUILD = "runs_this_build"
+    RUNS_OTHER_BUILD = "runs_other_build"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceReport:
+    """What a device says about itself."""
+
+    name: str
+    esphome_version: str
+    compilation_time: str
+    project_name: str = ""
+    project_version: str = ""
+
+    def describe(self) -> str:
+        """`ESPHome 2026.10.0, built 2026-11-27 16:14:49 +0000` for people."""
+        return f"ESPHome {self.esphome_version}, built {self.compilation_time}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceTruth:
+    """The verdict, what the device said (when it answered) and a sentence for people."""
+
+    verdict: Verdict
+    summary: str
+    device: DeviceReport | None = None
+
+    @property
+    def runs_build(self) -> bool:
+        """True when the device runs exactly the build it was compared with."""
+        return self.verdict is Verdict.RUNS_THIS_BUILD
+
+
+class DeviceUnreachableError(Exception):
+    """The device did not answer on its native API; the message says why."""
+
+
+async def query_device(
+    endpoint: ApiEndpoint, *, wait_seconds: float = QUERY_TIMEOUT
+) -> DeviceReport:
+    """Ask the device at `endpoint` what it runs. Raises DeviceUnreachableError."""
+    client = APIClient(endpoint.host, endpoint.port, None, noise_psk=endpoint.noise_psk)
+    target = f"{endpoint.host}:{endpoint.port}"
+    deadline = asyncio.timeout(wait_seconds)
+    try:
+        async with deadline:
+            await client.connect(login=False)
+            info = await client.device_info()
+    except (TimeoutError, APIConnectionError, OSError) as err:
+        # aioesphomeapi turns the timeout's cancellation into its own error: ask the deadline.
+        if deadline.expired():
+            raise DeviceUnreachableError(
+                f"{target} did not answer within {wait_seconds:g} s"
+            ) from None
+        raise DeviceUnreachableError(f"{target}: {err or type(err).__name__}") from err
+    finally:
+        try:
+            await client.disconnect(force=True)
+        except (APIConnectionError, OSError) as err:  # pragma: no cover - best effort
+            _LOGGER.debug("Disconnect from %s failed: %s", target, err)
+    return DeviceReport(
+        name=info.name,
+        esphome_version=info.esphome_version,
+        compilation_time=info.compilation_time.strip(),
+        project_name=info.project_name,
+        project_version=info.project_version,
+    )
+
+
+def compare(device: DeviceReport, build: BuildIdentity) -> DeviceTruth:
+    """Whether `device` runs `build`, with the difference spelled out when it does not."""
+    if device.name != build.name:
+        return DeviceTruth(
+            verdict=Verdict.RUNS_OTHER_BUILD,
+            summary=f"the device answering is {device.name!r}, not {build.name!r}",
+            device=device,
+        )
+    same_version = device.esphome_version == build.esphome_version
+    same_time = build.build_time_str is not None and device.compilation_time == (
+        build.build_time_str.strip()
+    )
+    if same_version and same_time:
+        return DeviceTruth(
+            verdict=Verdict.RUNS_THIS_BUILD,
+            summary=f"the device runs this build ({build.describe()})",
+            device=device,
+        )
+    return DeviceTruth(
+        verdict=Verdict.RUNS_OTHER_BUILD,
+        summary=f"the device runs another build: {device.describe()} "
+        f"(this build: {build.describe()})",
+        device=device,
+    )
+
+
+async def device_truth(
+    endpoint: ApiEndpoint, build: BuildIdentity, *, wait_seconds: float = QUERY_TIMEOUT
+) -> DeviceTruth:
+    """Ask the device and compare its answer with `build`."""
+    try:
+        device = await query_device(endpoint, wait_seconds=wait_seconds)
+    except DeviceUnreachableError as err:
+        return DeviceTruth(verdict=Verdict.UNREACHABLE, summary=f"the device is unreachable: {err}")
+    return compare(device, build)
