@@ -26,6 +26,8 @@ from custom_components.esphome_pipeline.engine.device.native_api import (
     device_truth,
     query_device,
 )
+from custom_components.esphome_pipeline.engine.models import Job, JobType, Lane, SkipReason
+from custom_components.esphome_pipeline.engine.skip_checks import DeviceRunsBuild
 from script.devkit import ESPHOME_CLI
 from script.devkit.demo import (
     DemoDevice,
@@ -238,6 +240,14 @@ async def test_real_host_device(
     assert truth.verdict is Verdict.RUNS_THIS_BUILD, truth.summary
     assert truth.device is not None
     assert truth.device.name == device.name
+    check = DeviceRunsBuild(data_dir)
+    upload = Job(
+        configuration=device.configuration,
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        port="127.0.0.1",
+    )
+    assert await check(upload, None) is SkipReason.DEVICE_CURRENT
 
     await asyncio.to_thread(write_configuration, folder, device, revision=2)
     await asyncio.to_thread(compile_configuration, folder, device)
@@ -247,6 +257,7 @@ async def test_real_host_device(
     other = await device_truth(endpoint, rebuilt)
     assert other.verdict is Verdict.RUNS_OTHER_BUILD
     assert f"(this build: {rebuilt.describe()})" in other.summary
+    assert await check(upload, None) is None
 
     await asyncio.to_thread(process.stop)
     assert port_is_free(device.api_port)

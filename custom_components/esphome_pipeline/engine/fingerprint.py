@@ -30,6 +30,7 @@ import hashlib
 import os
 from pathlib import Path
 import re
+import threading
 import time
 from typing import Any, Final
 
@@ -145,6 +146,7 @@ class Fingerprinter:
         )
         self._documents: dict[str, _Document] = {}
         self._records: dict[str, _Record] = {}
+        self._lock = threading.Lock()
 
     @property
     def files_read(self) -> int:
@@ -154,8 +156,13 @@ class Fingerprinter:
     def read_node(self, configuration: str) -> NodeInfo | None:
         """Return the node facts and fingerprint, or None when the file has no `esphome:` block.
 
-        Raises ConfigurationReadError when the file cannot be read or parsed.
+        Raises ConfigurationReadError when the file cannot be read or parsed. Safe to call from
+        several executor threads (one check at a time).
         """
+        with self._lock:
+            return self._read_node(configuration)
+
+    def _read_node(self, configuration: str) -> NodeInfo | None:
         record = self._records.get(configuration)
         if record is not None and all(stamp_of(p) == s for p, s in record.stamps):
             return record.node
@@ -185,7 +192,8 @@ class Fingerprinter:
 
     def flush(self) -> None:
         """Write the on-disk cache layer when it changed."""
-        self._hashes.flush()
+        with self._lock:
+            self._hashes.flush()
 
     def _read_document(self, path: str, stamp: Stamp) -> tuple[str | None, Any]:
         """Hash and parse a YAML input once per stamp (shared packages are parsed once)."""
