@@ -289,3 +289,16 @@ def test_unreadable_include(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     first = _fingerprint(tmp_path)
     monkeypatch.undo()
     assert _fingerprint(tmp_path) != first
+
+
+def test_node_facts_through_a_merge_key(tmp_path: Path) -> None:
+    """`esphome: <<: *base` takes the name from the anchor, the block's own keys win."""
+    _write(
+        tmp_path,
+        "node.yaml",
+        ".base: &base\n  name: from-anchor\n  friendly_name: Anchor\n"
+        "esphome:\n  <<: *base\n  friendly_name: Own\n",
+    )
+    node = read_node(tmp_path, "node.yaml", esphome_version=VERSION)
+    assert node is not None
+    assert (node.name, node.friendly_name) == ("from-anchor", "Own")

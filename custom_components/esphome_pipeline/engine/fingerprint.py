@@ -49,6 +49,7 @@ from .fingerprint_yaml import (
     IncludeRef,
     SecretRef,
     Tagged,
+    load_yaml_structure,
     load_yaml_text,
 )
 
@@ -173,7 +174,7 @@ class Fingerprinter:
             with open(path, "rb") as file:
                 raw = file.read()
             self._hashes.reads += 1
-            document = load_yaml_text(raw.decode("utf-8"))
+            document = load_yaml_structure(raw.decode("utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise ConfigurationReadError(str(err)) from err
         stamps: dict[str, Stamp | None] = {path: stamp}
@@ -215,6 +216,10 @@ class Fingerprinter:
     def _node(self, document: dict[Any, Any], path: Path, inputs: Inputs) -> NodeInfo:
         esphome = document["esphome"]
         block = esphome if isinstance(esphome, dict) else {}
+        merged = block.get("<<")  # `<<: *anchor` is kept as a key by the structure loader
+        for base in merged if isinstance(merged, list) else [merged]:
+            if isinstance(base, dict):
+                block = {**base, **block}
         substitutions = document.get("substitutions")
         values = substitutions if isinstance(substitutions, dict) else {}
         return NodeInfo(

@@ -47,6 +47,8 @@ _MAX_PATH_TEXT: Final = 1024
 _COMMIT_RE: Final = re.compile(r"[0-9a-fA-F]{40}")
 _REMOTE_PREFIXES: Final = ("github://", "gitlab://", "http://", "https://", "git@", "git://")
 
+_MARKERS: Final = (SecretRef, IncludeRef, IncludeDirRef)
+
 DocumentReader = Callable[[str, Stamp], tuple[str | None, Any]]
 """(path, stamp) -> (content digest or None when unreadable, parsed YAML or None)."""
 
@@ -259,22 +261,30 @@ class InputCollector:
 
 
 def _scalars(document: Any) -> Iterator[Any]:
-    """Every marker and string in a parsed document (keys included), in document order."""
+    """Every marker and string in a parsed document (keys included), in document order.
+
+    Dispatches on the exact type: the structure loader only makes dicts, lists, strings and
+    markers, and this loop runs for every value of every configuration.
+    """
     stack = [document]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            yield value
+        elif kind is dict:
             for key, item in reversed(value.items()):
-                stack.append(item)
-                stack.append(key)
-        elif isinstance(value, list):
-            stack.extend(reversed(value))
-        elif isinstance(value, Tagged):
+                push(item)
+                push(key)
+        elif kind is list:
+            extend(reversed(value))
+        elif kind is Tagged:
             if value.tag == "!env_var":
                 yield value
             elif value.tag != "!lambda":  # C++ code, never a path
-                stack.append(value.value)
-        elif isinstance(value, str | SecretRef | IncludeRef | IncludeDirRef):
+                push(value.value)
+        elif kind in _MARKERS:
             yield value
 
 
