@@ -518,3 +518,26 @@ def test_cache_edges(tmp_path: Path) -> None:
     assert cache.digest(str(outside), fresh) is not None
     assert cache.digest(str(outside), fresh) is not None
     assert cache.reads == 3  # not settled: read every time
+
+
+def test_substitutions_in_paths(tmp_path: Path) -> None:
+    """Include paths and file paths built from substitutions are followed."""
+    write(
+        tmp_path,
+        "node.yaml",
+        "substitutions:\n  dev: kitchen\n  fonts: assets/fonts\n"
+        "esphome:\n  name: $dev\n"
+        "packages:\n  own: !include devices/${dev}.yaml\n"
+        "font:\n  - file: ${fonts}/a.ttf\n",
+    )
+    write(tmp_path, "devices/kitchen.yaml", "logger:\n")
+    write(tmp_path, "assets/fonts/a.ttf", b"a")
+    assert not unverifiable(tmp_path)
+    assert_each_change_counts(
+        tmp_path,
+        [("devices/kitchen.yaml", "logger:\n  level: INFO\n"), ("assets/fonts/a.ttf", b"b")],
+    )
+    write(tmp_path, "node.yaml", "esphome:\n  name: n\np: !include devices/${elsewhere}.yaml\n")
+    assert unverifiable(tmp_path) == (
+        "include path devices/${elsewhere}.yaml uses a substitution that is not known here",
+    )

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import hashlib
 import os
 from pathlib import Path
-import re
 import threading
 import time
 from typing import Any, Final
@@ -51,6 +50,7 @@ from .fingerprint_yaml import (
     Tagged,
     load_yaml_structure,
     load_yaml_text,
+    substitute,
 )
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
 
 FINGERPRINT_LENGTH: Final = 12
 FINGERPRINT_FORMAT: Final = b"esphome-pipeline fingerprint v2\0"
-MAX_SUBSTITUTION_ROUNDS: Final = 8
 PLATFORM_KEYS: Final = (
     "host",
     "esp32",
@@ -81,7 +80,6 @@ PLATFORM_KEYS: Final = (
     "nrf52",
     "libretiny",
 )
-_SUBSTITUTION_RE: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)")
 _USE_DEFAULT: Final = object()
 
 
@@ -268,21 +266,7 @@ def read_node(
 def _substituted(value: Any, substitutions: dict[Any, Any]) -> str | None:
     if value is None or isinstance(value, Tagged | SecretRef | IncludeRef | IncludeDirRef):
         return None
-    text = str(value)
-    for _ in range(MAX_SUBSTITUTION_ROUNDS):
-        replaced = _SUBSTITUTION_RE.sub(lambda match: _substitution(match, substitutions), text)
-        if replaced == text:
-            break
-        text = replaced
-    return text or None
-
-
-def _substitution(match: re.Match[str], substitutions: dict[Any, Any]) -> str:
-    key = match[1] or match[2]
-    value = substitutions.get(key)
-    if value is None or isinstance(value, dict | list | Tagged | SecretRef | IncludeRef):
-        return match[0]
-    return str(value)
+    return substitute(str(value), substitutions) or None
 
 
 def _platform(document: dict[Any, Any], block: dict[Any, Any]) -> str | None:

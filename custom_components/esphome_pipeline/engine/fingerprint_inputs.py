@@ -37,7 +37,15 @@ from typing import Any, Final
 import yaml
 
 from .fingerprint_cache import ContentHashCache, Stamp, stamp_of
-from .fingerprint_yaml import IncludeDirRef, IncludeRef, SecretRef, Tagged, load_yaml_structure
+from .fingerprint_yaml import (
+    SUBSTITUTION_RE,
+    IncludeDirRef,
+    IncludeRef,
+    SecretRef,
+    Tagged,
+    load_yaml_structure,
+    substitute,
+)
 
 MAX_FILES: Final = 4096
 SECRETS_FILES: Final = ("secrets.yaml", "secrets.yml")
@@ -77,6 +85,7 @@ class InputCollector:
         self._read_document = read_document
         self._seen: set[str] = set()
         self._folders: dict[str, str] = {}
+        self._substitutions: dict[Any, Any] = {}
         self.inputs = Inputs()
 
     def _realpath(self, path: str) -> str:
@@ -95,8 +104,21 @@ class InputCollector:
         real = self._realpath(path)
         self._seen.add(real)
         self.inputs.files[self._label(real)] = digest
+        substitutions = document.get("substitutions") if isinstance(document, dict) else None
+        self._substitutions = substitutions if isinstance(substitutions, dict) else {}
         self._walk_document(os.path.dirname(path), document)
         return self.inputs
+
+    def _expand(self, text: str) -> str:
+        """Apply the configuration's top-level substitutions to a path."""
+        return substitute(text, self._substitutions) if "$" in text else text
+
+    def _include_path(self, text: str) -> str:
+        """An include's path with substitutions applied; one left unresolved cannot be vouched."""
+        expanded = self._expand(text)
+        if SUBSTITUTION_RE.search(expanded):
+            self._unverifiable(f"include path {text} uses a substitution that is not known here")
+        return expanded
 
     def _label(self, real: str) -> str:
         return real[len(self._root) + 1 :] if real.startswith(self._root + os.sep) else real
@@ -113,14 +135,14 @@ class InputCollector:
             if isinstance(item, SecretRef):
                 self._secret(base, item.key)
             elif isinstance(item, IncludeRef):
-                self._include(os.path.join(base, item.path), explicit=True)
+                self._include(os.path.join(base, self._include_path(item.path)), explicit=True)
             elif isinstance(item, IncludeDirRef):
-                self._include_dir(os.path.join(base, item.path))
+                self._include_dir(os.path.join(base, self._include_path(item.path)))
             elif isinstance(item, Tagged):  # `!env_var NAME [default]`: the value counts
                 name = str(item.value).split(maxsplit=1)[0] if str(item.value).strip() else ""
                 value = os.environ.get(name, "")
                 self.inputs.secrets[f"env:{name}"] = hashlib.sha256(value.encode()).hexdigest()
-            elif _looks_like_path(item):
+            elif _looks_like_path(item := self._expand(item)):
                 self._plain_path(base, item)
 
     def _top_level(self, base: str, document: dict[Any, Any]) -> None:

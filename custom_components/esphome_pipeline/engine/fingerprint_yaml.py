@@ -8,6 +8,7 @@ markers. Built on libyaml's C parser when PyYAML has it (ten times faster on a l
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from typing import Any, Final
 
 import yaml
@@ -20,6 +21,9 @@ INCLUDE_DIR_TAGS: Final = frozenset(
         "!include_dir_merge_named",
     }
 )
+
+MAX_SUBSTITUTION_ROUNDS: Final = 8
+SUBSTITUTION_RE: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)")
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _StructureBase: type[yaml.BaseLoader] = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
@@ -109,3 +113,23 @@ def load_yaml_structure(text: str) -> Any:
     """Parse ESPHome YAML text with every scalar kept as text (twice as fast as
     `load_yaml_text`); tags become markers. Raises yaml.YAMLError when malformed."""
     return yaml.load(text, Loader=_StructureLoader)  # noqa: S506 (a BaseLoader subclass)
+
+
+def substitute(text: str, substitutions: dict[Any, Any]) -> str:
+    """Apply ESPHome substitutions (`$name`, `${name}`) to text, nested ones too (bounded).
+
+    Unknown names, and values that are not plain scalars, are left as written.
+    """
+    for _ in range(MAX_SUBSTITUTION_ROUNDS):
+        replaced = SUBSTITUTION_RE.sub(lambda match: _substitution(match, substitutions), text)
+        if replaced == text:
+            break
+        text = replaced
+    return text
+
+
+def _substitution(match: re.Match[str], substitutions: dict[Any, Any]) -> str:
+    value = substitutions.get(match[1] or match[2])
+    if value is None or isinstance(value, dict | list | Tagged | SecretRef | IncludeRef):
+        return match[0]
+    return str(value)
