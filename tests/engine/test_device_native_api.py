@@ -21,10 +21,12 @@ from custom_components.esphome_pipeline.engine.device.build_records import (
 from custom_components.esphome_pipeline.engine.device.native_api import (
     DeviceReport,
     DeviceUnreachableError,
+    NewBuildNotSeenError,
     Verdict,
     compare,
     device_truth,
     query_device,
+    wait_for_build,
 )
 from custom_components.esphome_pipeline.engine.models import Job, JobType, Lane, SkipReason
 from custom_components.esphome_pipeline.engine.skip_checks import DeviceRunsBuild
@@ -33,6 +35,7 @@ from script.devkit.demo import (
     DemoDevice,
     DeviceProcess,
     compile_configuration,
+    esphome,
     port_is_free,
     write_configuration,
 )
@@ -196,6 +199,17 @@ async def test_unreachable_device(socket_enabled: None) -> None:
         server.close()
 
 
+async def test_proof_fails_when_the_device_does_not_return(socket_enabled: None) -> None:
+    """No answer with the new build within the bound: a clear error with the last answer."""
+    endpoint = ApiEndpoint(host="127.0.0.1", port=free_port())
+    with pytest.raises(NewBuildNotSeenError) as caught:
+        await wait_for_build(endpoint, identity(), within=0.3, interval=0.1)
+    assert str(caught.value).startswith(
+        "the device did not come back with the new firmware within 0.3 s (the device is unreachable"
+    )
+    assert caught.value.last.verdict is Verdict.UNREACHABLE
+
+
 @pytest.fixture(scope="module")
 def host_device(
     tmp_path_factory: pytest.TempPathFactory,
@@ -258,6 +272,14 @@ async def test_real_host_device(
     assert other.verdict is Verdict.RUNS_OTHER_BUILD
     assert f"(this build: {rebuilt.describe()})" in other.summary
     assert await check(upload, None) is None
+
+    # The real OTA upload of the new build, then the proof that the device took it.
+    await asyncio.to_thread(
+        esphome, "upload", str(folder / device.configuration), "--device", "127.0.0.1"
+    )
+    proven = await wait_for_build(endpoint, rebuilt)
+    assert proven.verdict is Verdict.RUNS_THIS_BUILD
+    assert await check(upload, None) is SkipReason.DEVICE_CURRENT
 
     await asyncio.to_thread(process.stop)
     assert port_is_free(device.api_port)

@@ -9,6 +9,8 @@ reports the build time of its image (`build_time_str` in the build's `build_info
 The verdict is one of: the device runs this build; it runs another build (and which: its
 version and build time against the build's); it is unreachable (and why). A device that
 answers with another name is another device: reported as another build, never as current.
+`wait_for_build` is the proof after an upload: it asks again (bounded) until the device
+answers with the new build.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ _LOGGER = logging.getLogger(__name__)
 
 QUERY_TIMEOUT: Final = 5.0
 """Seconds one question to a device may take (connect, handshake, DeviceInfo)."""
+PROOF_TIMEOUT: Final = 60.0
+"""Seconds a device gets to come back with a new build after an upload."""
+PROOF_INTERVAL: Final = 1.0
+"""Seconds between two questions while waiting for it."""
 CLIENT_INFO: Final = "ESPHome Pipeline"
 
 
@@ -70,6 +76,15 @@ class DeviceTruth:
 
 class DeviceUnreachableError(Exception):
     """The device did not answer on its native API; the message says why."""
+
+
+class NewBuildNotSeenError(Exception):
+    """After an upload, the device did not come back running the new build in time."""
+
+    def __init__(self, message: str, last: DeviceTruth) -> None:
+        """Keep the last answer (or silence) next to the message."""
+        super().__init__(message)
+        self.last = last
 
 
 async def query_device(
@@ -139,3 +154,31 @@ async def device_truth(
     except DeviceUnreachableError as err:
         return DeviceTruth(verdict=Verdict.UNREACHABLE, summary=f"the device is unreachable: {err}")
     return compare(device, build)
+
+
+async def wait_for_build(
+    endpoint: ApiEndpoint,
+    build: BuildIdentity,
+    *,
+    within: float = PROOF_TIMEOUT,
+    interval: float = PROOF_INTERVAL,
+) -> DeviceTruth:
+    """Ask the device until it runs `build` (the proof after an upload), at most `within` s.
+
+    Raises NewBuildNotSeenError ("the device did not come back with the new firmware") with
+    the last answer when it does not.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while True:
+        remaining = max(end - loop.time(), 0.1)
+        truth = await device_truth(endpoint, build, wait_seconds=min(QUERY_TIMEOUT, remaining))
+        if truth.runs_build:
+            return truth
+        if loop.time() + interval >= end:
+            raise NewBuildNotSeenError(
+                f"the device did not come back with the new firmware within {within:g} s "
+                f"({truth.summary})",
+                truth,
+            )
+        await asyncio.sleep(interval)
