@@ -335,3 +335,28 @@ async def test_emulator_protocol_edges(emulator: EspLoaderEmulator) -> None:
         assert decoder.feed(b"\xc0\xc0\xdb\xdcx\xdb\xdd\xc0") == [b"\xc0x\xdb"]
     finally:
         writer.close()
+
+
+def test_layout_from_esp_idf_flasher_args(tmp_path: Path) -> None:
+    """ESPHome's native ESP-IDF toolchain: flasher_args.json names images and offsets."""
+    build = tmp_path / "build" / NAME / "build"
+    (build / "bootloader").mkdir(parents=True)
+    (build / "bootloader" / "bootloader.bin").write_bytes(b"boot")
+    (build / f"{NAME}.bin").write_bytes(b"app")
+    args = {
+        "bootloader": {"offset": "0x0", "file": "bootloader/bootloader.bin"},
+        "partition-table": {"offset": "0x8000", "file": "partition_table/partition-table.bin"},
+        "app": {"offset": "0x20000", "file": f"{NAME}.bin"},
+    }
+    (build / "flasher_args.json").write_text(json.dumps(args))
+    layout = esp32_flash_layout(tmp_path, NAME)
+    assert [(region.name, region.offset) for region in layout] == [
+        ("bootloader", 0),
+        ("application", 0x20000),
+    ]
+    (build / "flasher_args.json").write_text(json.dumps({"app": {"offset": 5}}))
+    with pytest.raises(FlashLayoutError):
+        esp32_flash_layout(tmp_path, NAME)
+    (build / "flasher_args.json").write_text(json.dumps({"other": 1}))
+    with pytest.raises(FlashLayoutError):
+        esp32_flash_layout(tmp_path, NAME)

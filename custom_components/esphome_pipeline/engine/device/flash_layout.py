@@ -5,7 +5,9 @@ PlatformIO ESP32 build, each an image file and an offset, computed as `esphome u
 
 1. PlatformIO's project data that ESPHome caches (`<data_dir>/idedata/<name>.json`): the
    application (`prog_path` as `.bin`) at 0x10000, and `extra.flash_images` (path, offset);
-2. else the build folder `.pioenvs/<name>/`: `bootloader.bin` at the chip's bootloader offset
+2. else ESP-IDF's `flasher_args.json` (ESPHome's native ESP-IDF toolchain writes it under
+   `build/<name>/build/`): its `bootloader`, `partition-table`, `otadata` and `app` entries;
+3. else the build folder `.pioenvs/<name>/`: `bootloader.bin` at the chip's bootloader offset
    (0x1000 on the ESP32 and ESP32-S2, 0x0 on later chips: known once connected, so left to the
    caller), `partitions.bin` at 0x8000, and from that partition table the OTA data partition
    (`ota_data_initial.bin` or `boot_app0.bin`) and the first application partition
@@ -62,7 +64,11 @@ def esp32_flash_layout(data_dir: Path, name: str) -> tuple[FlashRegion, ...]:
     Raises FlashLayoutError when the application image is missing (nothing was built).
     """
     build = data_dir / "build" / name / ".pioenvs" / name
-    regions = _from_idedata(data_dir / "idedata" / f"{name}.json") or _from_build(build)
+    regions = (
+        _from_idedata(data_dir / "idedata" / f"{name}.json")
+        or _from_flasher_args(data_dir / "build" / name / "build" / "flasher_args.json")
+        or _from_build(build)
+    )
     present = tuple(region for region in regions if region.path.is_file())
     if not any(region.name == "application" for region in present):
         raise FlashLayoutError(f"no firmware image in {build}: compile the configuration first")
@@ -79,6 +85,27 @@ def _from_idedata(path: Path) -> list[FlashRegion] | None:
         return None
     regions = [FlashRegion(_region_name(p, offset), p, offset) for p, offset in images]
     return [*regions, FlashRegion("application", program, DEFAULT_APP_OFFSET)]
+
+
+FLASHER_ARGS_REGIONS: Final = (
+    ("bootloader", "bootloader"),
+    ("partition-table", "partition table"),
+    ("otadata", "OTA data"),
+    ("app", "application"),
+)
+
+
+def _from_flasher_args(path: Path) -> list[FlashRegion] | None:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        regions = [
+            FlashRegion(name, path.parent / data[key]["file"], int(str(data[key]["offset"]), 0))
+            for key, name in FLASHER_ARGS_REGIONS
+            if key in data
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return regions or None
 
 
 def _region_name(path: Path, offset: int) -> str:

@@ -19,7 +19,7 @@ import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 import logging
-from typing import Final
+from typing import Any, Final
 
 from aioesphomeapi.client import APIClient
 from aioesphomeapi.core import APIConnectionError
@@ -88,10 +88,20 @@ class NewBuildNotSeenError(Exception):
 
 
 async def query_device(
-    endpoint: ApiEndpoint, *, wait_seconds: float = QUERY_TIMEOUT
+    endpoint: ApiEndpoint, *, wait_seconds: float = QUERY_TIMEOUT, zeroconf: Any = None
 ) -> DeviceReport:
-    """Ask the device at `endpoint` what it runs. Raises DeviceUnreachableError."""
-    client = APIClient(endpoint.host, endpoint.port, None, noise_psk=endpoint.noise_psk)
+    """Ask the device at `endpoint` what it runs. Raises DeviceUnreachableError.
+
+    `zeroconf` is the shared zeroconf instance for `.local` names (Home Assistant's own).
+    """
+    client = APIClient(
+        endpoint.host,
+        endpoint.port,
+        None,
+        noise_psk=endpoint.noise_psk,
+        zeroconf_instance=zeroconf,
+        client_info=CLIENT_INFO,
+    )
     target = f"{endpoint.host}:{endpoint.port}"
     deadline = asyncio.timeout(wait_seconds)
     try:
@@ -146,11 +156,15 @@ def compare(device: DeviceReport, build: BuildIdentity) -> DeviceTruth:
 
 
 async def device_truth(
-    endpoint: ApiEndpoint, build: BuildIdentity, *, wait_seconds: float = QUERY_TIMEOUT
+    endpoint: ApiEndpoint,
+    build: BuildIdentity,
+    *,
+    wait_seconds: float = QUERY_TIMEOUT,
+    zeroconf: Any = None,
 ) -> DeviceTruth:
     """Ask the device and compare its answer with `build`."""
     try:
-        device = await query_device(endpoint, wait_seconds=wait_seconds)
+        device = await query_device(endpoint, wait_seconds=wait_seconds, zeroconf=zeroconf)
     except DeviceUnreachableError as err:
         return DeviceTruth(verdict=Verdict.UNREACHABLE, summary=f"the device is unreachable: {err}")
     return compare(device, build)
@@ -162,6 +176,7 @@ async def wait_for_build(
     *,
     within: float = PROOF_TIMEOUT,
     interval: float = PROOF_INTERVAL,
+    zeroconf: Any = None,
 ) -> DeviceTruth:
     """Ask the device until it runs `build` (the proof after an upload), at most `within` s.
 
@@ -172,7 +187,9 @@ async def wait_for_build(
     end = loop.time() + within
     while True:
         remaining = max(end - loop.time(), 0.1)
-        truth = await device_truth(endpoint, build, wait_seconds=min(QUERY_TIMEOUT, remaining))
+        truth = await device_truth(
+            endpoint, build, wait_seconds=min(QUERY_TIMEOUT, remaining), zeroconf=zeroconf
+        )
         if truth.runs_build:
             return truth
         if loop.time() + interval >= end:
