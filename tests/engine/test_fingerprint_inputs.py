@@ -541,3 +541,85 @@ def test_substitutions_in_paths(tmp_path: Path) -> None:
     assert unverifiable(tmp_path) == (
         "include path devices/${elsewhere}.yaml uses a substitution that is not known here",
     )
+
+
+def test_warm_check_sees_every_kind_of_change(tmp_path: Path) -> None:
+    """With settled stamps, each change alone is seen: a new file in a folder, a created
+    include, a deleted file, a file of another size with the same time."""
+    write(
+        tmp_path,
+        "node.yaml",
+        "esphome:\n  name: n\ns: !include_dir_list s\nlater: !include later.yaml\n"
+        "font:\n  - file: f.ttf\n",
+    )
+    write(tmp_path, "s/a.yaml", "x: 1\n")
+    write(tmp_path, "f.ttf", b"f")
+    settle(tmp_path)
+    checker = Fingerprinter(tmp_path, esphome_version=VERSION, cache_file=None)
+    first = checker.read_node("node.yaml")
+    assert first is not None
+    assert checker.read_node("node.yaml") is first  # a warm hit, `later.yaml` still missing
+    seen = {first.fingerprint}
+
+    def changed(*paths: Path) -> None:
+        past = time.time_ns() - AN_HOUR_NS // 2 - len(seen) * 1_000_000_000
+        for path in paths:
+            os.utime(path, ns=(past, past))
+        node = checker.read_node("node.yaml")
+        assert node is not None
+        assert node.fingerprint not in seen
+        assert node.fingerprint == fingerprint(tmp_path)
+        seen.add(node.fingerprint)
+
+    write(tmp_path, "s/b.yaml", "x: 2\n")
+    changed(tmp_path / "s" / "b.yaml", tmp_path / "s")
+    write(tmp_path, "later.yaml", "y: 1\n")
+    changed(tmp_path / "later.yaml")
+    (tmp_path / "f.ttf").unlink()
+    changed()
+    write(tmp_path, "f.ttf", b"g")
+    changed(tmp_path / "f.ttf")
+    font = tmp_path / "f.ttf"
+    before = font.stat().st_mtime_ns
+    write(tmp_path, "f.ttf", b"longer")
+    os.utime(font, ns=(before, before))
+    changed()
+
+
+def test_warm_check_sees_a_file_becoming_a_folder(tmp_path: Path) -> None:
+    """Same mtime, but a folder where the file was: not the same input."""
+    make_folder(tmp_path)
+    checker = Fingerprinter(tmp_path, esphome_version=VERSION, cache_file=None)
+    first = checker.read_node("node.yaml")
+    assert first is not None
+    font = tmp_path / "f.ttf"
+    stamp = font.stat()
+    font.unlink()
+    font.mkdir()
+    os.utime(font, ns=(stamp.st_mtime_ns, stamp.st_mtime_ns))
+    assert checker.read_node("node.yaml") != first
+    font.rmdir()
+    write(tmp_path, "f.ttf", b"y" * stamp.st_size)  # same size, same time, other bytes
+    os.utime(font, ns=(stamp.st_mtime_ns, stamp.st_mtime_ns))
+    # Indistinguishable by stamp: the documented limit of any (size, mtime) cache.
+    assert checker.read_node("node.yaml") is not None
+
+
+def test_code_is_never_probed_as_a_path(tmp_path: Path) -> None:
+    """Lambdas (tagged or not) and template text are not taken for file names."""
+    write(
+        tmp_path,
+        "node.yaml",
+        "esphome:\n  name: n\nsensor:\n  - platform: template\n    lambda: return 4.0;\n"
+        "    on_value_lambda: x.png\n    name: id(x).state\n",
+    )
+    write(tmp_path, "x.png", b"png")
+    checker = Fingerprinter(tmp_path, esphome_version=VERSION, cache_file=None)
+    checker.read_node("node.yaml")
+    record = checker._records.get("node.yaml")
+    assert record is None or [path for path, _stamp in record.stamps] == [
+        str(tmp_path / "node.yaml")
+    ]
+    before = fingerprint(tmp_path)
+    write(tmp_path, "x.png", b"other")
+    assert fingerprint(tmp_path) == before

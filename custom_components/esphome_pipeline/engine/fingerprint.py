@@ -29,13 +29,20 @@ from dataclasses import dataclass, field
 import hashlib
 import os
 from pathlib import Path
+from stat import S_ISDIR
 import threading
 import time
 from typing import Any, Final
 
 import yaml
 
-from .fingerprint_cache import ContentHashCache, Stamp, default_cache_file, stamp_of
+from .fingerprint_cache import (
+    DIRECTORY_SIZE,
+    ContentHashCache,
+    Stamp,
+    default_cache_file,
+    stamp_of,
+)
 from .fingerprint_inputs import (
     MAX_FILES,
     SECRETS_FILES,
@@ -163,7 +170,7 @@ class Fingerprinter:
 
     def _read_node(self, configuration: str) -> NodeInfo | None:
         record = self._records.get(configuration)
-        if record is not None and all(stamp_of(p) == s for p, s in record.stamps):
+        if record is not None and _unchanged(record.stamps):
             return record.node
         self._records.pop(configuration, None)
         path = os.path.join(self._config_dir, configuration)
@@ -241,6 +248,29 @@ class Fingerprinter:
         for source in sorted(inputs.remote):
             digest.update(b"remote\0" + source.encode() + b"\0")
         return digest.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _unchanged(stamps: tuple[tuple[str, Stamp | None], ...]) -> bool:
+    """True when every path still has its stamp: the warm check, a tight loop of `stat` calls.
+
+    Same rule as `stamp_of(path) == stamp`, without building a Stamp per path.
+    """
+    stat = os.stat
+    for path, stamp in stamps:
+        try:
+            result = stat(path)
+        except (OSError, ValueError):
+            if stamp is not None:
+                return False
+            continue
+        if stamp is None or result.st_mtime_ns != stamp.mtime_ns:
+            return False
+        is_directory = S_ISDIR(result.st_mode)
+        if is_directory != (stamp.size == DIRECTORY_SIZE):
+            return False
+        if not is_directory and result.st_size != stamp.size:
+            return False
+    return True
 
 
 def read_node(

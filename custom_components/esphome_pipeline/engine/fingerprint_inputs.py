@@ -52,6 +52,7 @@ SECRETS_FILES: Final = ("secrets.yaml", "secrets.yml")
 YAML_SUFFIXES: Final = (".yaml", ".yml")
 ESPHOME_DATA_DIR: Final = ".esphome"
 _MAX_PATH_TEXT: Final = 1024
+_CODE_CHARACTERS: Final = frozenset(';(){}"<>|*?=\n')
 _COMMIT_RE: Final = re.compile(r"[0-9a-fA-F]{40}")
 _REMOTE_PREFIXES: Final = ("github://", "gitlab://", "http://", "https://", "git@", "git://")
 
@@ -89,15 +90,20 @@ class InputCollector:
         self.inputs = Inputs()
 
     def _realpath(self, path: str) -> str:
-        """`os.path.realpath`, resolving each folder once per walk (most inputs share a few)."""
-        folder, name = os.path.split(os.path.normpath(path))
+        """Where `path` really is (symlinks followed; `..` taken lexically, first): each
+        folder is resolved once per walk, from its resolved parent and one `lstat`."""
+        normal = os.path.normpath(path)
+        folder, name = os.path.split(normal)
+        if not name:  # the file system root
+            return normal
+        joined = os.path.join(self._real_folder(folder), name)
+        return os.path.realpath(joined) if os.path.islink(joined) else joined
+
+    def _real_folder(self, folder: str) -> str:
         resolved = self._folders.get(folder)
         if resolved is None:
-            resolved = self._folders[folder] = os.path.realpath(folder)
-        if not name:  # the file system root
-            return resolved
-        joined = os.path.join(resolved, name)
-        return os.path.realpath(joined) if os.path.islink(joined) else joined
+            resolved = self._folders[folder] = self._realpath(folder)
+        return resolved
 
     def collect(self, path: str, digest: str, document: Any) -> Inputs:
         """Walk the configuration at `path` (already read: its digest and parsed document)."""
@@ -132,18 +138,21 @@ class InputCollector:
         if isinstance(document, dict):
             self._top_level(base, document)
         for item in _scalars(document):
-            if isinstance(item, SecretRef):
+            kind = type(item)  # exact types: this loop sees every string of the configuration
+            if kind is str:
+                text = self._expand(item) if "$" in item else item
+                if _looks_like_path(text):
+                    self._plain_path(base, text)
+            elif kind is SecretRef:
                 self._secret(base, item.key)
-            elif isinstance(item, IncludeRef):
+            elif kind is IncludeRef:
                 self._include(os.path.join(base, self._include_path(item.path)), explicit=True)
-            elif isinstance(item, IncludeDirRef):
+            elif kind is IncludeDirRef:
                 self._include_dir(os.path.join(base, self._include_path(item.path)))
-            elif isinstance(item, Tagged):  # `!env_var NAME [default]`: the value counts
+            else:  # `!env_var NAME [default]`: the variable's value counts
                 name = str(item.value).split(maxsplit=1)[0] if str(item.value).strip() else ""
                 value = os.environ.get(name, "")
                 self.inputs.secrets[f"env:{name}"] = hashlib.sha256(value.encode()).hexdigest()
-            elif _looks_like_path(item := self._expand(item)):
-                self._plain_path(base, item)
 
     def _top_level(self, base: str, document: dict[Any, Any]) -> None:
         esphome = document.get("esphome")
@@ -213,15 +222,14 @@ class InputCollector:
         for candidate in candidates:
             stamp = stamp_of(candidate)
             if stamp is None:
+                # Missing now: its later creation must count (a repeated check stats it).
+                self.inputs.stamps[candidate] = None
                 continue
             if stamp.is_directory:
                 self._include_dir(candidate, yaml_only=False, explicit=known)
             else:
                 self._include(candidate, explicit=known)
             return
-        if known:  # a named local source that is missing: its later creation must count
-            for candidate in candidates:
-                self.inputs.stamps[candidate] = None
 
     def _include(self, path: str, *, explicit: bool) -> None:
         real = self._realpath(path)
@@ -297,7 +305,8 @@ def _scalars(document: Any) -> Iterator[Any]:
             yield value
         elif kind is dict:
             for key, item in reversed(value.items()):
-                push(item)
+                if not (type(key) is str and key.endswith("lambda")):  # C++, never a path
+                    push(item)
                 push(key)
         elif kind is list:
             extend(reversed(value))
@@ -310,15 +319,15 @@ def _scalars(document: Any) -> Iterator[Any]:
             yield value
 
 
-def _looks_like_path(value: Any) -> bool:
-    """Cheap filter before a `stat`: text with a folder separator or a file extension."""
+def _looks_like_path(value: str) -> bool:
+    """Cheap filter before a `stat`: text with a folder separator or a file extension, and
+    none of the characters of code or templates (a lambda is never a path)."""
     return (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_PATH_TEXT
+        0 < len(value) <= _MAX_PATH_TEXT
         and ("/" in value or "." in value[1:])
-        and "\n" not in value
         and "://" not in value
         and not value.startswith("$")
+        and _CODE_CHARACTERS.isdisjoint(value)
     )
 
 
