@@ -623,3 +623,12 @@ def test_code_is_never_probed_as_a_path(tmp_path: Path) -> None:
     before = fingerprint(tmp_path)
     write(tmp_path, "x.png", b"other")
     assert fingerprint(tmp_path) == before
+
+
+def test_both_resolutions_of_a_relative_path_count(tmp_path: Path) -> None:
+    """A name in a package that exists beside the package and in the folder: both count."""
+    write(tmp_path, "node.yaml", "esphome:\n  name: n\np: !include pkg/p.yaml\n")
+    write(tmp_path, "pkg/p.yaml", "image:\n  - file: logo.png\n")
+    write(tmp_path, "pkg/logo.png", b"a")
+    write(tmp_path, "logo.png", b"b")
+    assert_each_change_counts(tmp_path, [("pkg/logo.png", b"c"), ("logo.png", b"d")])

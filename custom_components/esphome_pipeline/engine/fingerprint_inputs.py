@@ -215,7 +215,8 @@ class InputCollector:
         return stamp
 
     def _plain_path(self, base: str, text: str, *, known: bool = False) -> None:
-        """A string that may name a local file or folder: relative to `base`, then the root."""
+        """A string that may name a local file or folder, relative to `base` and to the root
+        (ESPHome resolves some keys one way, some the other: both count when both exist)."""
         candidates = [text] if os.path.isabs(text) else [os.path.join(base, text)]
         if not os.path.isabs(text) and base != self._root:
             candidates.append(os.path.join(self._root, text))
@@ -229,7 +230,6 @@ class InputCollector:
                 self._include_dir(candidate, yaml_only=False, explicit=known)
             else:
                 self._include(candidate, explicit=known)
-            return
 
     def _include(self, path: str, *, explicit: bool) -> None:
         real = self._realpath(path)
@@ -254,7 +254,8 @@ class InputCollector:
             digest, document = self._read_document(path, stamp)
             self.inputs.files[label] = digest
             if document is not None:
-                self._walk_document(os.path.dirname(real), document)
+                # Relative to the path as written, as ESPHome joins it (not the link target).
+                self._walk_document(os.path.dirname(path), document)
             return
         self.inputs.files[label] = self._hashes.digest(path, stamp)
 
