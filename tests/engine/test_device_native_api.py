@@ -166,6 +166,9 @@ def test_compare() -> None:
         compare(report(esphome_version="2026.9.0"), identity()).verdict is Verdict.RUNS_OTHER_BUILD
     )
     assert compare(report(), identity(build_time_str=None)).verdict is Verdict.RUNS_OTHER_BUILD
+    suffixed = compare(report(name="kitchen-a1b2c3"), identity())
+    assert suffixed.verdict is Verdict.RUNS_THIS_BUILD  # name_add_mac_suffix
+    assert compare(report(name="kitchen-porch1"), identity()).verdict is Verdict.RUNS_OTHER_BUILD
     stranger = compare(report(name="porch"), identity())
     assert stranger.verdict is Verdict.RUNS_OTHER_BUILD
     assert stranger.summary == "the device answering is 'porch', not 'kitchen'"

@@ -35,6 +35,7 @@ PROOF_TIMEOUT: Final = 60.0
 PROOF_INTERVAL: Final = 1.0
 """Seconds between two questions while waiting for it."""
 CLIENT_INFO: Final = "ESPHome Pipeline"
+_HEX: Final = frozenset("0123456789abcdef")
 
 
 class Verdict(StrEnum):
@@ -131,7 +132,7 @@ async def query_device(
 
 def compare(device: DeviceReport, build: BuildIdentity) -> DeviceTruth:
     """Whether `device` runs `build`, with the difference spelled out when it does not."""
-    if device.name != build.name:
+    if not _same_node(device.name, build.name):
         return DeviceTruth(
             verdict=Verdict.RUNS_OTHER_BUILD,
             summary=f"the device answering is {device.name!r}, not {build.name!r}",
@@ -153,6 +154,14 @@ def compare(device: DeviceReport, build: BuildIdentity) -> DeviceTruth:
         f"(this build: {build.describe()})",
         device=device,
     )
+
+
+def _same_node(device_name: str, build_name: str) -> bool:
+    """The device's name is the build's, or it with the MAC suffix `name_add_mac_suffix` adds."""
+    if device_name == build_name:
+        return True
+    prefix, _, suffix = device_name.rpartition("-")
+    return prefix == build_name and len(suffix) == 6 and all(c in _HEX for c in suffix.lower())
 
 
 async def device_truth(
