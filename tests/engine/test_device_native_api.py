@@ -20,6 +20,7 @@ from custom_components.esphome_pipeline.engine.device.build_records import (
 )
 from custom_components.esphome_pipeline.engine.device.native_api import (
     DeviceReport,
+    DeviceTruth,
     DeviceUnreachableError,
     NewBuildNotSeenError,
     Verdict,
@@ -28,6 +29,7 @@ from custom_components.esphome_pipeline.engine.device.native_api import (
     query_device,
     wait_for_build,
 )
+from custom_components.esphome_pipeline.engine.device.survey import survey
 from custom_components.esphome_pipeline.engine.models import Job, JobType, Lane, SkipReason
 from custom_components.esphome_pipeline.engine.skip_checks import DeviceRunsBuild
 from script.devkit import ESPHOME_CLI
@@ -265,6 +267,10 @@ async def test_real_host_device(
         port="127.0.0.1",
     )
     assert await check(upload, None) is SkipReason.DEVICE_CURRENT
+    fleet = await survey(
+        data_dir, [device.configuration], addresses={device.configuration: "127.0.0.1"}
+    )
+    assert fleet[device.configuration].runs_build
 
     await asyncio.to_thread(write_configuration, folder, device, revision=2)
     await asyncio.to_thread(compile_configuration, folder, device)
@@ -288,3 +294,34 @@ async def test_real_host_device(
     assert port_is_free(device.api_port)
     gone = await device_truth(endpoint, rebuilt, wait_seconds=2.0)
     assert gone.verdict is Verdict.UNREACHABLE
+
+
+async def test_survey(tmp_path: Path) -> None:
+    """Every configuration with a build and an API is asked (bounded); others are left out."""
+    write_records(tmp_path, "kitchen.yaml", validated={"config": {"api": {}}})
+    write_records(tmp_path, "porch.yaml", name="porch", validated={"config": {"logger": {}}})
+    write_records(tmp_path, "garage.yaml", name="garage", validated={"config": {"api": {}}})
+    asked: list[ApiEndpoint] = []
+    running = 0
+    most = 0
+
+    async def ask(endpoint: ApiEndpoint, build: BuildIdentity) -> DeviceTruth:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        asked.append(endpoint)
+        running -= 1
+        return compare(report(name=build.name), build)
+
+    found = await survey(
+        tmp_path,
+        ["kitchen.yaml", "porch.yaml", "garage.yaml", "unbuilt.yaml", "kitchen.yaml"],
+        ask_device=ask,
+        addresses={"garage.yaml": "127.0.0.1"},
+        concurrency=1,
+    )
+    assert set(found) == {"kitchen.yaml", "garage.yaml"}
+    assert all(truth.runs_build for truth in found.values())
+    assert sorted(endpoint.host for endpoint in asked) == ["127.0.0.1", "kitchen.local"]
+    assert most == 1
