@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from custom_components.esphome_pipeline.engine.esphome_cli import EsphomeCli
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import JobStatus, JobType
 from custom_components.esphome_pipeline.engine.persistence import FileJobStore
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 
 DEVICES: Final = 20
 COMPILE_SECONDS: Final = 1.0

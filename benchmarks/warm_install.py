@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 import statistics
@@ -44,6 +43,7 @@ from custom_components.esphome_pipeline.engine.models import (
     SkipReason,
     utc_now_iso,
 )
+from custom_components.esphome_pipeline.engine.skip import BuildRecord
 from custom_components.esphome_pipeline.engine.skip_checks import (
     BuildIsCurrent,
     DeviceRunsBuild,
@@ -64,15 +64,6 @@ FBUILD_BUDGET_MS: Final = 4000.0
 ESPHOME_VERSION: Final = "2026.10.0"
 
 
-@dataclass(frozen=True)
-class Build:
-    """The engine's record of the last successful build."""
-
-    configuration: str
-    fingerprint: str | None
-    finished_at: str
-
-
 async def timed(action: Callable[[], Awaitable[object]]) -> tuple[float, object]:
     """Run `action`; return (milliseconds, its result)."""
     start = time.perf_counter()
@@ -81,7 +72,7 @@ async def timed(action: Callable[[], Awaitable[object]]) -> tuple[float, object]
 
 
 async def warm_install(
-    fingerprinter: Fingerprinter, data_dir: Path, device: DemoDevice, build: Build
+    fingerprinter: Fingerprinter, data_dir: Path, device: DemoDevice, build: BuildRecord
 ) -> dict[str, float]:
     """One warm install's decisions; return each phase in milliseconds."""
     read = fingerprint_reader(fingerprinter)
@@ -147,10 +138,11 @@ async def main() -> int:
         try:
             fingerprinter = Fingerprinter(folder, esphome_version=ESPHOME_VERSION)
             node = await asyncio.to_thread(fingerprinter.read_node, device.configuration)
-            build = Build(
-                device.configuration,
-                None if node is None else node.fingerprint,
-                datetime.now(UTC).isoformat(),
+            build = BuildRecord(
+                configuration=device.configuration,
+                fingerprint=None if node is None else node.fingerprint,
+                job_id="cold-build",
+                finished_at=datetime.now(UTC).isoformat(),
             )
             data_dir = folder / ".esphome"
             runs = [await warm_install(fingerprinter, data_dir, device, build) for _ in range(RUNS)]

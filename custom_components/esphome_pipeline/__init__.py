@@ -16,6 +16,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .configurations import configuration_of_device
 from .const import (
     CONF_AUTO_INSTALL_ON_CHANGE,
     CONF_COMPILE_WORKERS,
@@ -32,15 +33,22 @@ from .coordinator import (
     EsphomePipelineRuntimeData,
     PipelineCoordinator,
 )
-from .engine.queue import FirmwareEngine
+from .engine.firmware import FirmwareEngine
 from .entity import hub_device_info
-from .issues import async_clear_cli_unavailable, async_report_cli_unavailable
+from .issues import (
+    async_clear_cli_unavailable,
+    async_clear_dropped_jobs,
+    async_report_cli_unavailable,
+)
 from .preflight import (
     CliFailedError,
+    ManagedEsphomeBrokenError,
     PreflightError,
-    async_check_cli,
     async_check_config_dir,
+    async_check_entry_cli,
 )
+from .provision.manager import async_remove_unused_environments
+from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
 from .store import EntryStore
 
@@ -67,10 +75,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         ) from err
     command = entry.options.get(CONF_ESPHOME_COMMAND, "")
     try:
-        checked = await async_check_cli(hass, command)
+        checked = await async_check_entry_cli(hass, entry)
     except PreflightError as err:
         error = err.detail if isinstance(err, CliFailedError) else err.reason
-        async_report_cli_unavailable(hass, entry.entry_id, command, error)
+        if not isinstance(err, ManagedEsphomeBrokenError):
+            # A broken ESPHome we installed raised its own, fixable issue ("Reinstall").
+            async_report_cli_unavailable(hass, entry.entry_id, command, error)
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="cli_unavailable",
@@ -124,21 +134,19 @@ async def async_remove_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEn
     """Delete the entry's stored jobs and fingerprints."""
     await EntryStore(hass, entry.entry_id).async_remove()
     async_clear_cli_unavailable(hass, entry.entry_id)
+    async_clear_dropped_jobs(hass, entry.entry_id)
+    async_clear_managed_esphome_broken(hass, entry.entry_id)
+    await async_remove_unused_environments(hass)
 
 
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: EsphomePipelineConfigEntry, device: dr.DeviceEntry
 ) -> bool:
     """Allow removing a configuration device only once its file is gone (never the hub)."""
-    coordinator = entry.runtime_data.coordinator
-    return not any(
-        identifier[0] == DOMAIN
-        and (
-            identifier[1] == entry.entry_id
-            or identifier[1].removeprefix(f"{entry.entry_id}_") in coordinator.nodes
-        )
-        for identifier in device.identifiers
-    )
+    if (DOMAIN, entry.entry_id) in device.identifiers:
+        return False
+    configuration = configuration_of_device(entry.entry_id, device)
+    return configuration is None or configuration not in entry.runtime_data.coordinator.nodes
 
 
 async def _async_reload_on_change(hass: HomeAssistant, entry: EsphomePipelineConfigEntry) -> None:

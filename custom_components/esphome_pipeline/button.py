@@ -1,18 +1,67 @@
-"""Buttons: install and clean per configuration; reset of the build environment on the hub."""
+"""Buttons: install and clean per configuration; reset of the build environment on the hub.
+
+A press calls the coordinator's request its description names (`press_fn`); the coordinator
+reads the folder first, so an install is labelled with the file as it is now.
+"""
 
 from __future__ import annotations
 
-from homeassistant.components.button import ButtonEntity
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .entity import ConfigurationEntity, HubEntity, async_add_configuration_entities
-from .services import engine_errors
+from .helpers import engine_error_handler
 
 # A press only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigurationButtonEntityDescription(ButtonEntityDescription):
+    """A button of one configuration: what a press asks the coordinator for."""
+
+    press_fn: Callable[[PipelineCoordinator, str], Awaitable[object]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubButtonEntityDescription(ButtonEntityDescription):
+    """A button of the queue itself."""
+
+    press_fn: Callable[[PipelineCoordinator], Awaitable[object]]
+
+
+CONFIGURATION_BUTTONS: Final = (
+    ConfigurationButtonEntityDescription(
+        key="install",
+        translation_key="install",
+        # Over OTA, exactly as the `install` action without a port.
+        press_fn=lambda coordinator, name: coordinator.async_install([name]),
+    ),
+    ConfigurationButtonEntityDescription(
+        key="clean",
+        translation_key="clean",
+        entity_category=EntityCategory.CONFIG,
+        press_fn=lambda coordinator, name: coordinator.async_clean([name]),
+    ),
+)
+
+HUB_BUTTONS: Final = (
+    # Cancels everything and removes all build files: rare and heavy, so disabled by default.
+    HubButtonEntityDescription(
+        key="reset_build_env",
+        translation_key="reset_build_env",
+        entity_category=EntityCategory.CONFIG,
+        entity_registry_enabled_default=False,
+        press_fn=lambda coordinator: coordinator.async_reset_build_env(),
+    ),
+)
 
 
 async def async_setup_entry(
@@ -20,53 +69,52 @@ async def async_setup_entry(
     entry: EsphomePipelineConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the hub's reset button and install/clean per configuration."""
+    """Add the hub's reset button and the buttons of every configuration."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities([ResetBuildEnvButton(coordinator)])
+    async_add_entities(HubButton(coordinator, description) for description in HUB_BUTTONS)
     async_add_configuration_entities(
         coordinator,
         entry,
         async_add_entities,
         lambda coordinator, name: [
-            InstallButton(coordinator, name, "install"),
-            CleanButton(coordinator, name, "clean"),
+            ConfigurationButton(coordinator, name, description)
+            for description in CONFIGURATION_BUTTONS
         ],
     )
 
 
-class InstallButton(ConfigurationEntity, ButtonEntity):
-    """Queue an install chain over OTA."""
+class ConfigurationButton(ConfigurationEntity, ButtonEntity):
+    """Queues a job for the configuration."""
 
+    entity_description: ConfigurationButtonEntityDescription
+
+    def __init__(
+        self,
+        coordinator: PipelineCoordinator,
+        configuration: str,
+        description: ConfigurationButtonEntityDescription,
+    ) -> None:
+        """Bind to the configuration."""
+        super().__init__(coordinator, configuration, description)
+
+    @engine_error_handler
     async def async_press(self) -> None:
-        """Queue the install."""
-        # Rescan first: the chain is labelled with the fingerprint of the file as it is now.
-        await self.coordinator.async_rescan()
-        with engine_errors():
-            await self.coordinator.async_install([self.configuration])
+        """Queue the job."""
+        await self.entity_description.press_fn(self.coordinator, self.configuration)
 
 
-class CleanButton(ConfigurationEntity, ButtonEntity):
-    """Queue a clean of the configuration's build files."""
+class HubButton(HubEntity, ButtonEntity):
+    """Queues a job for the whole queue."""
 
-    _attr_entity_category = EntityCategory.CONFIG
+    entity_description: HubButtonEntityDescription
 
-    async def async_press(self) -> None:
-        """Queue the clean."""
-        with engine_errors():
-            await self.coordinator.engine.clean([self.configuration])
-
-
-class ResetBuildEnvButton(HubEntity, ButtonEntity):
-    """Cancel everything and remove all build files; rare and heavy, so disabled by default."""
-
-    _attr_entity_category = EntityCategory.CONFIG
-    _attr_entity_registry_enabled_default = False
-
-    def __init__(self, coordinator: PipelineCoordinator) -> None:
+    def __init__(
+        self, coordinator: PipelineCoordinator, description: HubButtonEntityDescription
+    ) -> None:
         """Bind to the hub."""
-        super().__init__(coordinator, "reset_build_env")
+        super().__init__(coordinator, description)
 
+    @engine_error_handler
     async def async_press(self) -> None:
-        """Queue the reset."""
-        with engine_errors():
-            await self.coordinator.engine.reset_build_env()
+        """Queue the job."""
+        await self.entity_description.press_fn(self.coordinator)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
+from .engine.input_rules import OTA_PORT
+
 DOMAIN: Final = "esphome_pipeline"
 TITLE: Final = "ESPHome Pipeline"
 
@@ -13,6 +15,10 @@ CONF_ESPHOME_COMMAND: Final = "esphome_command"
 CONF_COMPILE_WORKERS: Final = "compile_workers"
 CONF_UPLOAD_SLOTS: Final = "upload_slots"
 CONF_AUTO_INSTALL_ON_CHANGE: Final = "auto_install_on_change"
+CONF_MANAGED_ESPHOME: Final = "managed_esphome"
+"""Entry data: the ESPHome version the integration installed for the entry (absent: none)."""
+CONF_ESPHOME_VERSION: Final = "esphome_version"
+"""Config flow field (advanced): the ESPHome version to install."""
 
 DEFAULT_CONFIG_SUBDIR: Final = "esphome"
 DEFAULT_COMPILE_WORKERS: Final = 1
@@ -20,6 +26,9 @@ DEFAULT_UPLOAD_SLOTS: Final = 4
 DEFAULT_AUTO_INSTALL_ON_CHANGE: Final = False
 MAX_COMPILE_WORKERS: Final = 16
 MAX_UPLOAD_SLOTS: Final = 32
+
+MANAGED_ESPHOME_VERSION: Final = "2026.10.0"
+"""The ESPHome release the config flow installs by default: the tested one (`script/setup`)."""
 
 EVENT_JOB: Final = "esphome_pipeline_job"
 
@@ -32,11 +41,8 @@ RESCAN_INTERVAL: Final = timedelta(seconds=60)
 AUTO_INSTALL_SETTLE: Final = 10.0
 """Seconds a changed fingerprint must stay unchanged before auto-install queues it."""
 
-PORT_OTA: Final = "OTA"
-HOST_PLATFORM: Final = "host"
-HOST_PLATFORM_PORT: Final = "127.0.0.1"
-"""ESPHome cannot resolve `OTA` for a `host:` node (its config has no address); the host
-program runs on this machine, so an OTA install of a host node goes to the loopback address."""
+PORT_OTA: Final = OTA_PORT
+"""The default upload port, the OTA keyword; its one home is the engine's port rules."""
 
 ATTR_CONFIGURATION: Final = "configuration"
 ATTR_DEVICE_ID: Final = "device_id"

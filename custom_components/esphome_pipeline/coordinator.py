@@ -1,97 +1,51 @@
-"""The coordinator: owns the engine and turns its events into Home Assistant state.
+"""The coordinator: owns one entry's engine, publishes its state and is the one way to it.
+
+Owns: the life cycle (load the store, scan, restore the queue, run the lanes as a background
+task of the entry, rescan every `RESCAN_INTERVAL`, stop), the intake of engine events, and the
+request facade that actions, buttons, the update entity and diagnostics use. Nothing else in
+the Home Assistant layer touches the engine.
 
 Push only, no polling: every engine status change fires `esphome_pipeline_job` and pushes a
 new snapshot; progress pushes only when a job's percentage changed; output lines push nothing.
 Pushes within one loop iteration are coalesced into one.
 
-It also keeps the configuration list (a folder scan at start, every `RESCAN_INTERVAL` and
-before every action), updates and removes the configuration devices to match the files,
-records the fingerprint of each successful install, and runs auto-install.
+Requests that name configurations read the folder first, so a file saved a moment ago can be
+targeted, a deleted one cannot, and an install or compile is labelled with the fingerprint of
+the file as it is now.
 
-Installed fingerprint: when an upload completes, the configuration's installed fingerprint
-becomes the upload's label (the fingerprint its install chain was queued with); a plain upload
-without a label takes the label of the configuration's last completed compile.
-
-Auto-install (option): a configuration whose fingerprint differs from its installed one
-(or, when nothing was ever installed, from the fingerprint first seen in this run) and that
-auto-install has not queued before is installed once the same fingerprint is still current
-`AUTO_INSTALL_SETTLE` seconds later.
+Collaborators: `configurations.Configurations` (the folder, devices, issues),
+`installed.InstalledRecord` (installed fingerprints), `auto_install.AutoInstaller` (when the
+option is on) and `snapshot.build_snapshot` (what the entities show).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 import logging
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
-from .const import (
-    AUTO_INSTALL_SETTLE,
-    DOMAIN,
-    EVENT_JOB,
-    HOST_PLATFORM,
-    HOST_PLATFORM_PORT,
-    PORT_OTA,
-    RESCAN_INTERVAL,
-)
-from .discovery import ScanResult, scan_config_dir
+from .auto_install import AutoInstaller
+from .configurations import Configurations
+from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
 from .engine.events import EventKind, JobEvent
 from .engine.fingerprint import NodeInfo
-from .engine.models import Job, JobStatus, JobType, QueueStatus
-from .engine.queue import FirmwareEngine, InstallChain
-from .issues import async_clear_unreadable, async_report_unreadable
+from .engine.firmware import FirmwareEngine, InstallChain
+from .engine.input_rules import check_configuration_file, check_serial_port
+from .engine.models import Job, JobStatus, QueueStatus
+from .helpers import invalid_input
+from .installed import InstalledRecord
+from .issues import async_report_dropped_jobs
+from .snapshot import PipelineSnapshot, build_snapshot
 from .store import EntryStore
 
 _LOGGER = logging.getLogger(__name__)
-
-COMPILE_SHARE = 0.8
-"""Share of an install's percentage given to the compile; the upload gets the rest.
-
-A build takes minutes and an OTA upload seconds, so this keeps the bar moving evenly."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobView:
-    """The fields entities show of one job, copied when the snapshot is taken."""
-
-    job_id: str
-    status: JobStatus
-    progress: int | None
-    held: bool
-
-    @classmethod
-    def of(cls, job: Job) -> JobView:
-        """Copy the fields of a live job."""
-        return cls(job_id=job.job_id, status=job.status, progress=job.progress, held=job.held)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ConfigurationState:
-    """One configuration as entities see it."""
-
-    node: NodeInfo
-    compile: JobView | None
-    upload: JobView | None
-    installed: str | None
-    install_in_progress: bool
-    install_percentage: int | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PipelineSnapshot:
-    """Everything the entities of one entry show."""
-
-    configurations: Mapping[str, ConfigurationState]
-    queue: QueueStatus
-    engine_running: bool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,13 +58,8 @@ class EsphomePipelineRuntimeData:
 type EsphomePipelineConfigEntry = ConfigEntry[EsphomePipelineRuntimeData]
 
 
-def device_identifier(entry_id: str, configuration: str) -> tuple[str, str]:
-    """Return the device registry identifier of a configuration device."""
-    return (DOMAIN, f"{entry_id}_{configuration}")
-
-
 class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
-    """Owns one entry's engine and publishes its state."""
+    """Owns one entry's engine, publishes its state and forwards every request to it."""
 
     config_entry: ConfigEntry
 
@@ -128,54 +77,67 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         super().__init__(
             hass, _LOGGER, config_entry=entry, name=f"{DOMAIN} {entry.title}", update_interval=None
         )
-        self.engine = engine
+        self._engine = engine
         self.store = store
         self.esphome_version = esphome_version
         self.config_dir = engine.config_dir
-        self._auto_install = auto_install
-        self._nodes: dict[str, NodeInfo] = {}
-        self._unreadable: dict[str, str] = {}
-        self._built: dict[str, str] = {}
-        self._baseline: dict[str, str] = {}
-        self._pending_auto: dict[str, tuple[str, CALLBACK_TYPE]] = {}
+        self._configurations = Configurations(
+            hass,
+            entry,
+            engine.config_dir,
+            esphome_version=esphome_version,
+            on_change=self._on_configurations_changed,
+        )
+        self._installed = InstalledRecord(hass, entry, store, self._last_build_fingerprint)
+        self._auto_installer = (
+            AutoInstaller(hass, entry, store, self._configurations, self.async_install)
+            if auto_install
+            else None
+        )
         self._pushed_progress: dict[str, int | None] = {}
         self._announced: dict[str, JobStatus] = {}
         self._push_handle: asyncio.Handle | None = None
-        self._scan_lock = asyncio.Lock()
         self._engine_running = False
         self._unsubscribe: Callable[[], None] | None = None
         self._stopping = False
-        self._scan_failing = False
 
     @property
     def nodes(self) -> Mapping[str, NodeInfo]:
         """The configurations of the last scan."""
-        return self._nodes
+        return self._configurations.nodes
 
     @property
     def unreadable(self) -> Mapping[str, str]:
         """Configurations the last scan could not parse, with the reason."""
-        return self._unreadable
+        return self._configurations.unreadable
 
     @property
     def engine_running(self) -> bool:
         """True while the lanes run."""
         return self._engine_running
 
+    # ---------------------------------------------------------------------- life cycle
+
     async def async_start(self) -> None:
         """Scan, restore the queue, subscribe, then start the lanes as a background task."""
         await self.store.async_load()
-        await self.async_rescan()
-        self._remove_stale_devices()
-        await self.engine.load()
+        await self._configurations.async_rescan()
+        self._configurations.remove_stale_devices()
+        await self._engine.load()
+        dropped = self._engine.dropped
+        if dropped.count:
+            # Kept until the user confirms it: a clean start later does not undo the loss.
+            async_report_dropped_jobs(
+                self.hass, self.config_entry.entry_id, dropped.count, dropped.reasons
+            )
         # Oldest first, so the newest build wins; this also records an upload that completed
         # while Home Assistant was down (the engine restores it as completed).
-        for job in self.engine.jobs(statuses={JobStatus.COMPLETED}):
-            self._record_success(job)
-        self._unsubscribe = self.engine.subscribe(self._on_job_event)
+        for job in self._engine.jobs(statuses={JobStatus.COMPLETED}):
+            self._job_completed(job)
+        self._unsubscribe = self._engine.subscribe(self._on_job_event)
         self._engine_running = True
         task = self.config_entry.async_create_background_task(
-            self.hass, self.engine.run(), f"{DOMAIN} lanes {self.config_entry.entry_id}"
+            self.hass, self._engine.run(), f"{DOMAIN} lanes {self.config_entry.entry_id}"
         )
         task.add_done_callback(self._on_engine_done)
         self.config_entry.async_on_unload(
@@ -188,9 +150,8 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     async def async_stop(self) -> None:
         """Stop the engine (running jobs come back queued next start) and every timer."""
         self._stopping = True
-        for _, cancel in self._pending_auto.values():
-            cancel()
-        self._pending_auto.clear()
+        if self._auto_installer is not None:
+            self._auto_installer.stop()
         if self._push_handle is not None:
             self._push_handle.cancel()
             self._push_handle = None
@@ -198,127 +159,139 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             self._unsubscribe()
             self._unsubscribe = None
         # Nothing watches the files once unloaded: their issues go (a setup raises them again).
-        for configuration in self._unreadable:
-            async_clear_unreadable(self.hass, self.config_entry.entry_id, configuration)
-        await self.engine.stop()
-
-    # ------------------------------------------------------------------ configurations
+        self._configurations.clear_issues()
+        await self._engine.stop()
 
     async def async_rescan(self) -> None:
-        """Scan the folder now and apply the result (devices, issues, auto-install)."""
-        async with self._scan_lock:
-            try:
-                result = await self.hass.async_add_executor_job(
-                    partial(scan_config_dir, self.config_dir, esphome_version=self.esphome_version)
-                )
-            except OSError as err:
-                # The folder vanished or became unreadable: keep what we know, say it once.
-                if not self._scan_failing:
-                    _LOGGER.warning("Cannot scan %s: %s", self.config_dir, err)
-                self._scan_failing = True
-                return
-            if self._scan_failing:
-                _LOGGER.info("%s can be scanned again", self.config_dir)
-                self._scan_failing = False
-            self._apply_scan(result)
-
-    @callback
-    def _apply_scan(self, result: ScanResult) -> None:
-        entry_id = self.config_entry.entry_id
-        for configuration in self._unreadable.keys() - result.unreadable.keys():
-            async_clear_unreadable(self.hass, entry_id, configuration)
-        for configuration, error in result.unreadable.items():
-            if self._unreadable.get(configuration) != error:
-                async_report_unreadable(
-                    self.hass, entry_id, str(self.config_dir), configuration, error
-                )
-        self._unreadable = dict(result.unreadable)
-        # A known configuration saved with a typo keeps its device (and the user's entity
-        # settings) with its last readable facts; its repair issue says what is wrong.
-        nodes = dict(result.nodes)
-        for configuration in result.unreadable.keys() & self._nodes.keys():
-            nodes[configuration] = self._nodes[configuration]
-
-        registry = dr.async_get(self.hass)
-        for configuration in self._nodes.keys() - nodes.keys():
-            device = registry.async_get_device({device_identifier(entry_id, configuration)})
-            if device is not None:
-                registry.async_update_device(device.id, remove_config_entry_id=entry_id)
-            self._cancel_auto_install(configuration)
-        for configuration, node in nodes.items():
-            old = self._nodes.get(configuration)
-            if old is not None and old.display_name != node.display_name:
-                device = registry.async_get_device({device_identifier(entry_id, configuration)})
-                if device is not None:
-                    registry.async_update_device(device.id, name=node.display_name)
-        self._nodes = nodes
-        if self._auto_install:
-            self._check_auto_install()
-        if self.data is not None:
-            self._schedule_push()
-
-    @callback
-    def _remove_stale_devices(self) -> None:
-        """Remove devices of configurations deleted while the entry was not loaded."""
-        entry_id = self.config_entry.entry_id
-        current = {device_identifier(entry_id, name) for name in self._nodes}
-        registry = dr.async_get(self.hass)
-        for device in dr.async_entries_for_config_entry(registry, entry_id):
-            ours = {item for item in device.identifiers if item[0] == DOMAIN}
-            if (DOMAIN, entry_id) in ours or ours & current:
-                continue
-            registry.async_update_device(device.id, remove_config_entry_id=entry_id)
+        """Scan the folder now and apply the result (devices, issues, auto-install, entities)."""
+        await self._configurations.async_rescan()
 
     @callback
     def _on_rescan_timer(self, _now: datetime) -> None:
         self.config_entry.async_create_task(self.hass, self.async_rescan(), "rescan")
 
-    # ------------------------------------------------------------------------ actions
+    @callback
+    def _on_configurations_changed(self) -> None:
+        if self._auto_installer is not None:
+            self._auto_installer.check()
+        if self.data is not None:
+            self._schedule_push()
 
-    def fingerprints(self, configurations: Sequence[str]) -> dict[str, str]:
-        """Return the current fingerprint of each known configuration."""
-        return {
-            name: self._nodes[name].fingerprint for name in configurations if name in self._nodes
-        }
+    @callback
+    def _on_engine_done(self, task: asyncio.Task[None]) -> None:
+        self._engine_running = False
+        # Only Home Assistant cancels the task (unload, shutdown); the engine stops itself then.
+        if self._stopping or task.cancelled():
+            return
+        # The lanes ended on their own: say so once; the entities turn unavailable.
+        _LOGGER.error(
+            "The firmware engine stopped unexpectedly: %s", task.exception() or "no error"
+        )
+        self.async_set_updated_data(self._snapshot())
 
-    def effective_port(self, configuration: str, port: str) -> str:
-        """Return the port to pass to ESPHome: OTA of a `host:` node goes to 127.0.0.1."""
-        node = self._nodes.get(configuration)
-        if port == PORT_OTA and node is not None and node.platform == HOST_PLATFORM:
-            return HOST_PLATFORM_PORT
-        return port
+    # -------------------------------------------------------------------------- requests
 
-    def _by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
+    async def async_targets(self, configurations: Sequence[str]) -> list[str]:
+        """Rescan, then return the named configurations once each, in order.
+
+        Raises a translated `ServiceValidationError` for a name the folder does not hold.
+        """
+        await self.async_rescan()
         for name in configurations:
-            groups.setdefault(self.effective_port(name, port), []).append(name)
-        return groups
+            if name not in self._configurations.nodes:
+                raise invalid_input("unknown_configuration", configuration=name)
+        names = list(dict.fromkeys(configurations))
+        # Checked again now, not only at the last scan: the file ESPHome will open must still
+        # be a regular file inside the folder.
+        await self.hass.async_add_executor_job(self._check_files, names)
+        return names
+
+    def _check_files(self, names: list[str]) -> None:
+        for name in names:
+            check_configuration_file(self.config_dir, name)
+
+    async def _async_port(self, port: str) -> str:
+        """Return the validated port; a serial device must be a TTY here (checked off-loop)."""
+        return await self.hass.async_add_executor_job(check_serial_port, port)
 
     async def async_install(
         self, configurations: Sequence[str], *, port: str = PORT_OTA, force: bool = False
     ) -> list[InstallChain]:
-        """Queue install chains, labelled with the current fingerprints."""
+        """Rescan, then queue install chains labelled with the current fingerprints."""
+        names = await self.async_targets(configurations)
         chains: list[InstallChain] = []
-        for group_port, names in self._by_port(configurations, port).items():
-            chains += await self.engine.install(
-                names, port=group_port, force=force, fingerprints=self.fingerprints(names)
+        for group_port, group in self._by_port(names, await self._async_port(port)).items():
+            chains += await self._engine.install(
+                group,
+                port=group_port,
+                force=force,
+                fingerprints=self._configurations.fingerprints(group),
             )
         return chains
 
-    async def async_compile(self, configurations: Sequence[str], *, force: bool) -> list[Job]:
-        """Queue compiles, labelled with the current fingerprints."""
-        return await self.engine.compile(
-            configurations, force=force, fingerprints=self.fingerprints(configurations)
+    async def async_compile(
+        self, configurations: Sequence[str], *, force: bool = False
+    ) -> list[Job]:
+        """Rescan, then queue compiles labelled with the current fingerprints."""
+        names = await self.async_targets(configurations)
+        return await self._engine.compile(
+            names, force=force, fingerprints=self._configurations.fingerprints(names)
         )
 
-    async def async_upload(self, configurations: Sequence[str], *, port: str) -> list[Job]:
-        """Queue uploads of the current builds."""
+    async def async_upload(
+        self, configurations: Sequence[str], *, port: str = PORT_OTA
+    ) -> list[Job]:
+        """Rescan, then queue uploads of the current builds."""
+        names = await self.async_targets(configurations)
         jobs: list[Job] = []
-        for group_port, names in self._by_port(configurations, port).items():
-            jobs += await self.engine.upload(names, port=group_port)
+        for group_port, group in self._by_port(names, await self._async_port(port)).items():
+            jobs += await self._engine.upload(group, port=group_port)
         return jobs
 
-    # ------------------------------------------------------------------ engine events
+    async def async_clean(self, configurations: Sequence[str]) -> list[Job]:
+        """Rescan, then queue cleans (each cancels its configuration's active jobs first)."""
+        return await self._engine.clean(await self.async_targets(configurations))
+
+    async def async_reset_build_env(self) -> Job:
+        """Cancel every active job, then queue the removal of all build files."""
+        return await self._engine.reset_build_env()
+
+    async def async_cancel(self, job_id: str) -> list[str]:
+        """Cancel a job and the jobs that depend on it; return the ids cancelled."""
+        return await self._engine.cancel(job_id)
+
+    async def async_cancel_configurations(self, configurations: Sequence[str]) -> list[str]:
+        """Rescan, then cancel every active job of these configurations; return the ids."""
+        return await self._engine.cancel_configurations(await self.async_targets(configurations))
+
+    def jobs(
+        self,
+        *,
+        statuses: Collection[JobStatus] | None = None,
+        configurations: Collection[str] | None = None,
+    ) -> list[Job]:
+        """Return the jobs (oldest first), optionally only these statuses / configurations."""
+        return self._engine.jobs(statuses=statuses, configurations=configurations)
+
+    def get_job(self, job_id: str) -> Job | None:
+        """Return the job with this id, or None."""
+        return self._engine.get(job_id)
+
+    def queue_status(self) -> QueueStatus:
+        """Return what runs on each lane and how many jobs wait."""
+        return self._engine.queue_status()
+
+    def subscribe(self, callback: Callable[[JobEvent], None]) -> Callable[[], None]:
+        """Call `callback` for every engine job event (it must not wait); return unsubscribe."""
+        return self._engine.subscribe(callback)
+
+    def _by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for name in configurations:
+            groups.setdefault(self._configurations.effective_port(name, port), []).append(name)
+        return groups
+
+    # -------------------------------------------------------------------- engine events
 
     @callback
     def _on_job_event(self, event: JobEvent) -> None:
@@ -338,34 +311,16 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             else:
                 self._announced[job.job_id] = job.status
             if job.status is JobStatus.COMPLETED:
-                self._record_success(job)
+                self._job_completed(job)
         self._schedule_push()
 
     @callback
-    def _record_success(self, job: Job) -> None:
-        if job.job_type is JobType.COMPILE and job.fingerprint:
-            self._built[job.configuration] = job.fingerprint
-        elif job.job_type is JobType.UPLOAD:
-            fingerprint = job.fingerprint or self._built.get(job.configuration)
-            if fingerprint and self.store.installed.get(job.configuration) != fingerprint:
-                self.store.set_installed(job.configuration, fingerprint)
-                self.config_entry.async_create_task(
-                    self.hass, self.store.async_save(), "save installed fingerprint"
-                )
+    def _job_completed(self, job: Job) -> None:
+        self._installed.job_completed(job)
 
-    @callback
-    def _on_engine_done(self, task: asyncio.Task[None]) -> None:
-        self._engine_running = False
-        # Only Home Assistant cancels the task (unload, shutdown); the engine stops itself then.
-        if self._stopping or task.cancelled():
-            return
-        # The lanes ended on their own: say so once; the entities turn unavailable.
-        _LOGGER.error(
-            "The firmware engine stopped unexpectedly: %s", task.exception() or "no error"
-        )
-        self.async_set_updated_data(self._snapshot())
-
-    # ---------------------------------------------------------------------- snapshots
+    def _last_build_fingerprint(self, configuration: str) -> str | None:
+        build = self._engine.last_build(configuration)
+        return None if build is None else build.fingerprint
 
     @callback
     def _schedule_push(self) -> None:
@@ -378,93 +333,12 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         self.async_set_updated_data(self._snapshot())
 
     def _snapshot(self) -> PipelineSnapshot:
-        latest: dict[tuple[str, JobType], Job] = {}
-        jobs = self.engine.jobs()
-        by_id = {job.job_id: job for job in jobs}
-        for job in jobs:  # oldest first, so the newest of each kind wins
-            latest[(job.configuration, job.job_type)] = job
-        self._pushed_progress = {
-            job.job_id: job.progress for job in jobs if job.is_terminal is False
-        }
-        installed = self.store.installed
-        states: dict[str, ConfigurationState] = {}
-        for name, node in self._nodes.items():
-            compile_job = latest.get((name, JobType.COMPILE))
-            upload_job = latest.get((name, JobType.UPLOAD))
-            in_progress, percentage = _install_progress(upload_job, by_id)
-            states[name] = ConfigurationState(
-                node=node,
-                compile=None if compile_job is None else JobView.of(compile_job),
-                upload=None if upload_job is None else JobView.of(upload_job),
-                installed=installed.get(name),
-                install_in_progress=in_progress,
-                install_percentage=percentage,
-            )
-        return PipelineSnapshot(
-            configurations=states,
-            queue=self.engine.queue_status(),
+        jobs = self._engine.jobs()
+        self._pushed_progress = {job.job_id: job.progress for job in jobs if not job.is_terminal}
+        return build_snapshot(
+            nodes=self._configurations.nodes,
+            jobs=jobs,
+            installed=self.store.installed,
+            queue=self._engine.queue_status(),
             engine_running=self._engine_running,
         )
-
-    # -------------------------------------------------------------------- auto-install
-
-    @callback
-    def _check_auto_install(self) -> None:
-        installed = self.store.installed
-        queued = self.store.auto_installed
-        for name, node in self._nodes.items():
-            reference = installed.get(name) or self._baseline.setdefault(name, node.fingerprint)
-            fingerprint = node.fingerprint
-            if fingerprint in (reference, queued.get(name)):
-                self._cancel_auto_install(name)
-                continue
-            pending = self._pending_auto.get(name)
-            if pending is not None and pending[0] == fingerprint:
-                continue
-            self._cancel_auto_install(name)
-            cancel = async_call_later(
-                self.hass, AUTO_INSTALL_SETTLE, partial(self._auto_install_due, name, fingerprint)
-            )
-            self._pending_auto[name] = (fingerprint, cancel)
-
-    @callback
-    def _cancel_auto_install(self, configuration: str) -> None:
-        pending = self._pending_auto.pop(configuration, None)
-        if pending is not None:
-            pending[1]()
-
-    @callback
-    def _auto_install_due(self, configuration: str, fingerprint: str, _now: datetime) -> None:
-        self._pending_auto.pop(configuration, None)
-        self.config_entry.async_create_task(
-            self.hass, self._async_auto_install(configuration, fingerprint), "auto-install"
-        )
-
-    async def _async_auto_install(self, configuration: str, fingerprint: str) -> None:
-        # Re-read the folder: the fingerprint must still be the one that started the timer.
-        # If it moved on, this rescan has already started a timer for the new one.
-        await self.async_rescan()
-        node = self._nodes.get(configuration)
-        if node is None or node.fingerprint != fingerprint or self._stopping:
-            return
-        self.store.set_auto_installed(configuration, fingerprint)
-        await self.store.async_save()
-        _LOGGER.info("Configuration %s changed: installing it", configuration)
-        await self.async_install([configuration])
-
-
-def _install_progress(upload: Job | None, jobs: Mapping[str, Job]) -> tuple[bool, int | None]:
-    """Return (in progress, percentage) of a configuration's latest upload and its compile."""
-    if upload is None or upload.is_terminal:
-        return False, None
-    compile_job = jobs.get(upload.depends_on) if upload.depends_on else None
-    if compile_job is None:
-        return True, upload.progress
-    if compile_job.status is JobStatus.COMPLETED:
-        compile_part = 100
-    elif compile_job.progress is None:
-        return True, None
-    else:
-        compile_part = compile_job.progress
-    upload_part = upload.progress or 0
-    return True, round(compile_part * COMPILE_SHARE + upload_part * (1 - COMPILE_SHARE))

@@ -17,7 +17,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 import yaml
 
-from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator, device_identifier
+from .configurations import configuration_of_device
+from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .engine.fingerprint import SECRETS_FILES, load_yaml_text
 from .engine.models import Job
 
@@ -37,12 +38,12 @@ async def async_get_config_entry_diagnostics(
         "entry": {"title": entry.title, "data": dict(entry.data), "options": dict(entry.options)},
         "esphome_version": coordinator.esphome_version,
         "engine_running": coordinator.engine_running,
-        "queue": asdict(coordinator.engine.queue_status()),
+        "queue": asdict(coordinator.queue_status()),
         "configurations": {
             name: _configuration(coordinator, name) for name in sorted(coordinator.nodes)
         },
         "unreadable": dict(coordinator.unreadable),
-        "jobs": [_job(job) for job in coordinator.engine.jobs()],
+        "jobs": [_job(job) for job in coordinator.jobs()],
     }
     return {key: _redact(item, secrets) for key, item in data.items()}
 
@@ -53,21 +54,14 @@ async def async_get_device_diagnostics(
     """Return the diagnostics of one configuration (or of the hub: the queue)."""
     coordinator = entry.runtime_data.coordinator
     secrets = await hass.async_add_executor_job(read_secret_values, coordinator.config_dir)
-    configuration = next(
-        (
-            name
-            for name in coordinator.nodes
-            if device_identifier(entry.entry_id, name) in device.identifiers
-        ),
-        None,
-    )
-    if configuration is None:
-        data: dict[str, Any] = {"queue": asdict(coordinator.engine.queue_status())}
+    configuration = configuration_of_device(entry.entry_id, device)
+    if configuration is None or configuration not in coordinator.nodes:
+        data: dict[str, Any] = {"queue": asdict(coordinator.queue_status())}
     else:
         data = {
             "configuration": configuration,
             **_configuration(coordinator, configuration),
-            "jobs": [_job(job) for job in coordinator.engine.jobs(configurations={configuration})],
+            "jobs": [_job(job) for job in coordinator.jobs(configurations={configuration})],
         }
     return {key: _redact(item, secrets) for key, item in data.items()}
 
@@ -101,6 +95,7 @@ def _configuration(coordinator: PipelineCoordinator, name: str) -> dict[str, Any
 
 
 def _job(job: Job) -> dict[str, Any]:
+    """Return a job's public form (the one serializer) plus what helps to debug it."""
     lines = list(job.output.lines)
     return {
         **job.public_dict(),

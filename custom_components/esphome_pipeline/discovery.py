@@ -1,10 +1,12 @@
 """Finding the device configurations in the ESPHome folder (blocking: run in an executor).
 
-A configuration is a top-level `.yaml`/`.yml` file with an `esphome:` block. Skipped: hidden
-files, `secrets.yaml`, anything that is not a regular file, and YAML without `esphome:`
-(package files, includes). Sub-folders are not scanned: ESPHome's dashboard and CLI treat the
-top level as the device list and sub-folders as shared includes. A file that cannot be read or
-parsed is reported in `unreadable` and left out, never raised.
+A configuration is a top-level file whose name the engine accepts as a configuration
+(`engine/input_rules.py`: `.yaml`/`.yml`, not hidden, not a secrets file) and that has an
+`esphome:` block. Skipped without a word: other names, sub-folders, and YAML without
+`esphome:` (package files, includes). Sub-folders are not scanned: ESPHome's dashboard and
+CLI treat the top level as the device list and sub-folders as shared includes. A file that is
+not usable (a link leading outside the folder, a broken link, not a regular file) or cannot be
+read or parsed is reported in `unreadable` with the reason and left out, never raised.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import os
 from pathlib import Path
 
 from .engine.fingerprint import ConfigurationReadError, NodeInfo, read_node
-
-SKIPPED_NAMES = frozenset({"secrets.yaml", "secrets.yml"})
+from .engine.input_rules import configuration_file_problem, is_configuration_file_name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,12 +35,13 @@ def scan_config_dir(config_dir: Path, *, esphome_version: str) -> ScanResult:
         names = sorted(
             entry.name
             for entry in entries
-            if entry.is_file()
-            and not entry.name.startswith(".")
-            and entry.name.lower().endswith((".yaml", ".yml"))
-            and entry.name.lower() not in SKIPPED_NAMES
+            if is_configuration_file_name(entry.name) and not entry.is_dir(follow_symlinks=False)
         )
     for name in names:
+        problem = configuration_file_problem(config_dir, name)
+        if problem is not None:
+            unreadable[name] = problem
+            continue
         try:
             node = read_node(config_dir, name, esphome_version=esphome_version)
         except ConfigurationReadError as err:

@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterable
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .configurations import device_identifier
 from .const import DOMAIN
-from .coordinator import ConfigurationState, PipelineCoordinator, device_identifier
+from .coordinator import PipelineCoordinator
+from .snapshot import ConfigurationState
 
 
 class PipelineEntity(CoordinatorEntity[PipelineCoordinator]):
@@ -47,26 +49,31 @@ def hub_device_info(coordinator: PipelineCoordinator) -> DeviceInfo:
 class HubEntity(PipelineEntity):
     """An entity of the entry's hub device (the queue itself)."""
 
-    def __init__(self, coordinator: PipelineCoordinator, key: str) -> None:
-        """Bind to the hub device."""
+    def __init__(self, coordinator: PipelineCoordinator, description: EntityDescription) -> None:
+        """Bind to the hub device; the description's key names the entity."""
         super().__init__(coordinator)
         entry = coordinator.config_entry
-        self._attr_translation_key = key
-        self._attr_unique_id = f"{entry.entry_id}_{key}"
+        self.entity_description = description
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
         self._attr_device_info = hub_device_info(coordinator)
 
 
 class ConfigurationEntity(PipelineEntity):
     """An entity of one configuration's device."""
 
-    def __init__(self, coordinator: PipelineCoordinator, configuration: str, key: str) -> None:
-        """Bind to the configuration's device."""
+    def __init__(
+        self,
+        coordinator: PipelineCoordinator,
+        configuration: str,
+        description: EntityDescription,
+    ) -> None:
+        """Bind to the configuration's device; the description's key names the entity."""
         super().__init__(coordinator)
         entry_id = coordinator.config_entry.entry_id
         node = coordinator.data.configurations[configuration].node
         self.configuration = configuration
-        self._attr_translation_key = key
-        self._attr_unique_id = f"{entry_id}_{configuration}_{key}"
+        self.entity_description = description
+        self._attr_unique_id = f"{entry_id}_{configuration}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={device_identifier(entry_id, configuration)},
             name=node.display_name,

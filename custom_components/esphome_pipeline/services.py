@@ -1,11 +1,18 @@
-"""Actions: schemas, target resolution, validation, engine calls and responses.
+"""Actions: schemas, who may call them, target resolution and responses.
 
 Every action is registered once in `async_setup`. Targets are `configuration` (a name or a
 list) and/or `device_id` (configuration devices); `config_entry_id` is needed only when more
 than one entry is loaded (or inferred when every targeted device belongs to one entry).
-Everything is validated before anything is queued: the entry, each device, each name (after a
-fresh folder scan, so a file saved a moment ago is known) and the port. Invalid input raises a
-translated `ServiceValidationError`; a failing engine a translated `HomeAssistantError`.
+Everything is validated before anything is queued: the entry and each device here, each name
+(after a fresh folder scan) and the port in the coordinator's requests. Invalid input raises a
+translated `ServiceValidationError`; a failing engine a translated `HomeAssistantError`
+(`helpers.engine_error_handler`).
+
+Actions that change anything are admin-only; `get_jobs` is open to every user. Home
+Assistant's `async_register_admin_service` cannot register an action that answers (before
+2025.6 it has no `supports_response` and drops the response), and every action here answers,
+so `_admin_only` makes the same check: a call from a user who is not an administrator raises
+`Unauthorized`; calls without a user (automations, scripts, Home Assistant itself) pass.
 
 Device ids are resolved with the device registry directly: the service extract helpers have no
 signature that works on both Home Assistant 2025.4 and 2026.
@@ -13,9 +20,9 @@ signature that works on both Home Assistant 2025.4 and 2026.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Final
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
@@ -25,11 +32,12 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
+from .configurations import configuration_of_device
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
     ATTR_CONFIGURATION,
@@ -41,10 +49,11 @@ from .const import (
     DOMAIN,
     PORT_OTA,
 )
-from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator, device_identifier
-from .engine.errors import EngineError, InvalidRequestError
-from .engine.esphome_cli import validate_port
+from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .engine.models import JobStatus
+from .helpers import engine_error_handler, invalid_input
+
+type ActionHandler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]
 
 SERVICE_INSTALL: Final = "install"
 SERVICE_COMPILE: Final = "compile"
@@ -79,51 +88,59 @@ GET_JOBS_SCHEMA: Final = vol.Schema(
 )
 
 
-@contextmanager
-def engine_errors() -> Iterator[None]:
-    """Turn engine errors into translated Home Assistant errors."""
-    try:
-        yield
-    except InvalidRequestError as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key=err.translation_key,
-            translation_placeholders={**err.placeholders, "message": str(err)},
-        ) from err
-    except EngineError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key=err.translation_key,
-            translation_placeholders={**err.placeholders, "message": str(err)},
-        ) from err
-
-
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register every action of the integration."""
-    handlers = [
-        (SERVICE_INSTALL, _install, INSTALL_SCHEMA, SupportsResponse.OPTIONAL),
-        (SERVICE_COMPILE, _compile, COMPILE_SCHEMA, SupportsResponse.OPTIONAL),
-        (SERVICE_UPLOAD, _upload, UPLOAD_SCHEMA, SupportsResponse.OPTIONAL),
-        (SERVICE_CLEAN, _clean, CLEAN_SCHEMA, SupportsResponse.OPTIONAL),
-        (SERVICE_RESET_BUILD_ENV, _reset_build_env, RESET_SCHEMA, SupportsResponse.OPTIONAL),
-        (SERVICE_CANCEL, _cancel, CANCEL_SCHEMA, SupportsResponse.OPTIONAL),
-        (SERVICE_GET_JOBS, _get_jobs, GET_JOBS_SCHEMA, SupportsResponse.ONLY),
+    admin_actions: list[tuple[str, ActionHandler, vol.Schema]] = [
+        (SERVICE_INSTALL, _install, INSTALL_SCHEMA),
+        (SERVICE_COMPILE, _compile, COMPILE_SCHEMA),
+        (SERVICE_UPLOAD, _upload, UPLOAD_SCHEMA),
+        (SERVICE_CLEAN, _clean, CLEAN_SCHEMA),
+        (SERVICE_RESET_BUILD_ENV, _reset_build_env, RESET_SCHEMA),
+        (SERVICE_CANCEL, _cancel, CANCEL_SCHEMA),
     ]
-    for name, handler, schema, supports_response in handlers:
+    for name, handler, schema in admin_actions:
         hass.services.async_register(
-            DOMAIN, name, handler, schema=schema, supports_response=supports_response
+            DOMAIN,
+            name,
+            _admin_only(handler),
+            schema=schema,
+            supports_response=SupportsResponse.OPTIONAL,
         )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_JOBS,
+        _get_jobs,
+        schema=GET_JOBS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+
+
+def _admin_only(handler: ActionHandler) -> ActionHandler:
+    """Run `handler` only for an administrator or a call that no user made."""
+
+    @wraps(handler)
+    async def checked(call: ServiceCall) -> ServiceResponse:
+        if call.context.user_id:
+            user = await call.hass.auth.async_get_user(call.context.user_id)
+            if user is None:
+                raise UnknownUser(context=call.context, user_id=call.context.user_id)
+            if not user.is_admin:
+                raise Unauthorized(context=call.context, user_id=user.id)
+        return await handler(call)
+
+    return checked
 
 
 # --------------------------------------------------------------------------- handlers
 
 
+@engine_error_handler
 async def _install(call: ServiceCall) -> ServiceResponse:
-    coordinator, names = await _resolve(call, required=True)
-    port = _port(call)
-    with engine_errors():
-        chains = await coordinator.async_install(names, port=port, force=call.data[ATTR_FORCE])
+    coordinator, names = _resolve(call, required=True)
+    chains = await coordinator.async_install(
+        names, port=call.data[ATTR_PORT], force=call.data[ATTR_FORCE]
+    )
     return {
         "jobs": [
             {
@@ -136,51 +153,56 @@ async def _install(call: ServiceCall) -> ServiceResponse:
     }
 
 
+@engine_error_handler
 async def _compile(call: ServiceCall) -> ServiceResponse:
-    coordinator, names = await _resolve(call, required=True)
-    with engine_errors():
-        jobs = await coordinator.async_compile(names, force=call.data[ATTR_FORCE])
+    coordinator, names = _resolve(call, required=True)
+    jobs = await coordinator.async_compile(names, force=call.data[ATTR_FORCE])
     return {"jobs": [{"configuration": job.configuration, "job_id": job.job_id} for job in jobs]}
 
 
+@engine_error_handler
 async def _upload(call: ServiceCall) -> ServiceResponse:
-    coordinator, names = await _resolve(call, required=True)
-    port = _port(call)
-    with engine_errors():
-        jobs = await coordinator.async_upload(names, port=port)
+    coordinator, names = _resolve(call, required=True)
+    jobs = await coordinator.async_upload(names, port=call.data[ATTR_PORT])
     return {"jobs": [{"configuration": job.configuration, "job_id": job.job_id} for job in jobs]}
 
 
+@engine_error_handler
 async def _clean(call: ServiceCall) -> ServiceResponse:
-    coordinator, names = await _resolve(call, required=True)
-    with engine_errors():
-        jobs = await coordinator.engine.clean(names)
+    coordinator, names = _resolve(call, required=True)
+    jobs = await coordinator.async_clean(names)
     return {"jobs": [{"configuration": job.configuration, "job_id": job.job_id} for job in jobs]}
 
 
+@engine_error_handler
 async def _reset_build_env(call: ServiceCall) -> ServiceResponse:
     coordinator = _coordinator(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID), [])
-    with engine_errors():
-        job = await coordinator.engine.reset_build_env()
+    job = await coordinator.async_reset_build_env()
     return {"job_id": job.job_id}
 
 
+@engine_error_handler
 async def _cancel(call: ServiceCall) -> ServiceResponse:
     job_id: str | None = call.data.get(ATTR_JOB_ID)
-    coordinator, names = await _resolve(call, required=job_id is None)
-    with engine_errors():
-        cancelled = await coordinator.engine.cancel(job_id) if job_id is not None else []
-        if names:
-            cancelled += await coordinator.engine.cancel_configurations(names)
+    coordinator, names = _resolve(call, required=job_id is None)
+    if job_id is None:
+        cancelled = await coordinator.async_cancel_configurations(names)
+        return {"cancelled": list[JsonValueType](cancelled)}
+    # Both a job and targets: check the targets before the job is cancelled, so bad input
+    # changes nothing.
+    targets = await coordinator.async_targets(names) if names else []
+    cancelled = await coordinator.async_cancel(job_id)
+    if targets:
+        cancelled += await coordinator.async_cancel_configurations(targets)
     return {"cancelled": list[JsonValueType](cancelled)}
 
 
 async def _get_jobs(call: ServiceCall) -> ServiceResponse:
-    coordinator, names = await _resolve(call, required=False)
+    coordinator, names = _resolve(call, required=False)
     statuses = call.data.get(ATTR_STATUS)
-    jobs = coordinator.engine.jobs(
+    jobs = coordinator.jobs(
         statuses=None if statuses is None else {JobStatus(status) for status in statuses},
-        configurations=names or None,
+        configurations=await coordinator.async_targets(names) if names else None,
     )
     return {"jobs": [job.public_dict() for job in jobs]}
 
@@ -188,22 +210,18 @@ async def _get_jobs(call: ServiceCall) -> ServiceResponse:
 # ------------------------------------------------------------------------- resolution
 
 
-async def _resolve(call: ServiceCall, *, required: bool) -> tuple[PipelineCoordinator, list[str]]:
-    """Return the entry's coordinator and the targeted names (validated, in call order)."""
+def _resolve(call: ServiceCall, *, required: bool) -> tuple[PipelineCoordinator, list[str]]:
+    """Return the entry's coordinator and the targeted names, in call order.
+
+    The names are checked against the folder by the coordinator's requests, after a rescan.
+    """
     device_ids: list[str] = call.data.get(ATTR_DEVICE_ID, [])
     coordinator = _coordinator(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID), device_ids)
     names: list[str] = list(call.data.get(ATTR_CONFIGURATION, []))
     names += _device_configurations(call.hass, coordinator, device_ids)
-    if not names:
-        if required:
-            raise _invalid("no_targets")
-        return coordinator, []
-    # A cheap rescan, so a file saved a moment ago can be targeted at once.
-    await coordinator.async_rescan()
-    for name in names:
-        if name not in coordinator.nodes:
-            raise _invalid("unknown_configuration", configuration=name)
-    return coordinator, list(dict.fromkeys(names))
+    if not names and required:
+        raise invalid_input("no_targets")
+    return coordinator, names
 
 
 def _coordinator(
@@ -213,14 +231,14 @@ def _coordinator(
     if entry_id is not None:
         entry = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.domain != DOMAIN:
-            raise _invalid("entry_not_found", config_entry_id=entry_id)
+            raise invalid_input("entry_not_found", config_entry_id=entry_id)
         if entry.state is not ConfigEntryState.LOADED:
-            raise _invalid("entry_not_loaded", config_entry_id=entry_id)
+            raise invalid_input("entry_not_loaded", config_entry_id=entry_id)
         typed: EsphomePipelineConfigEntry = entry
         return typed.runtime_data.coordinator
     loaded = [entry for entry in entries if entry.state is ConfigEntryState.LOADED]
     if not loaded:
-        raise _invalid("no_loaded_entries")
+        raise invalid_input("no_loaded_entries")
     if len(loaded) == 1:
         return loaded[0].runtime_data.coordinator
     # Several entries: the targeted devices may all belong to one of them.
@@ -234,7 +252,7 @@ def _coordinator(
     candidates = [entry for entry in loaded if entry.entry_id in owners]
     if device_ids and len(candidates) == 1:
         return candidates[0].runtime_data.coordinator
-    raise _invalid("entry_required")
+    raise invalid_input("entry_required")
 
 
 def _device_configurations(
@@ -242,32 +260,11 @@ def _device_configurations(
 ) -> list[str]:
     registry = dr.async_get(hass)
     entry_id = coordinator.config_entry.entry_id
-    prefix = device_identifier(entry_id, "")[1]
     names: list[str] = []
     for device_id in device_ids:
         device = registry.async_get(device_id)
-        configuration = None
-        if device is not None:
-            configuration = next(
-                (
-                    value.removeprefix(prefix)
-                    for domain, value in device.identifiers
-                    if domain == DOMAIN and value.startswith(prefix) and value != prefix
-                ),
-                None,
-            )
+        configuration = None if device is None else configuration_of_device(entry_id, device)
         if configuration is None:
-            raise _invalid("unknown_device", device_id=device_id)
+            raise invalid_input("unknown_device", device_id=device_id)
         names.append(configuration)
     return names
-
-
-def _port(call: ServiceCall) -> str:
-    with engine_errors():
-        return validate_port(call.data[ATTR_PORT])
-
-
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
-    )

@@ -1,25 +1,39 @@
 """The entry's persistent state on Home Assistant's `Store`: the engine's jobs and our labels.
 
 One store per config entry (key `esphome_pipeline.<entry_id>`), versioned, with a migration
-hook. It is the engine's `JobStore` (`load`/`save` of the job list) and also keeps the two
+hook. It is the engine's `JobStore` (`load`/`save` of its jobs and build records) and keeps the two
 fingerprint maps of the Home Assistant layer: what each configuration last installed
 successfully, and which fingerprint auto-install already queued (so it never queues it twice).
 Every change writes the whole document; `Store` serialises the writes.
+
+Loading never fails on the file's content. A file that is not JSON is Home Assistant's case
+(`Store` moves it aside and raises its own repair issue). Valid JSON of the wrong shape is
+ours: an envelope `Store` cannot read is salvaged from the raw file; each section is checked
+on its own, a fingerprint map keeping its readable entries; the job list goes to the engine
+as stored, whose restore checks every entry and reports what it drops.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.storage import Store
+from homeassistant.util import json as json_util
 
 from .const import DOMAIN
+from .engine.input_rules import is_configuration_file_name
+from .engine.persistence import BUILDS_KEY, JOBS_KEY, split_stored, stored_state
+
+_LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION: Final = 1
 STORAGE_MINOR_VERSION: Final = 1
 
-_JOBS: Final = "jobs"
+_JOBS: Final = JOBS_KEY
+_BUILDS: Final = BUILDS_KEY
 _INSTALLED: Final = "installed"
 _AUTO_INSTALLED: Final = "auto_installed"
 
@@ -29,7 +43,7 @@ class _VersionedStore(Store[dict[str, Any]]):
 
     @override
     async def _async_migrate_func(
-        self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
+        self, old_major_version: int, old_minor_version: int, old_data: Any
     ) -> dict[str, Any]:
         # 1.0 was never released; it lacked the auto-install map. Later layouts migrate here.
         return _normalised(old_data)
@@ -49,8 +63,21 @@ class EntryStore:
         self._data: dict[str, Any] = _normalised({})
 
     async def async_load(self) -> None:
-        """Read the stored document (once, before the engine loads)."""
-        self._data = _normalised(await self._store.async_load() or {})
+        """Read the stored document (once, before the engine loads); never fails on content."""
+        try:
+            data = await self._store.async_load()
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            # Valid JSON, but not the envelope `Store` writes (not an object, no version or
+            # data): `Store` gives up; what is readable of it is still ours to keep.
+            _LOGGER.warning(
+                "The stored state %s is not in Home Assistant's storage layout (%s: %s); "
+                "keeping what can be read of it",
+                self._store.path,
+                type(err).__name__,
+                err,
+            )
+            data = await self._store.hass.async_add_executor_job(_salvaged, self._store.path)
+        self._data = _normalised(data)
 
     async def async_remove(self) -> None:
         """Delete the stored document (the entry is being removed)."""
@@ -58,14 +85,22 @@ class EntryStore:
 
     # JobStore protocol (engine/persistence.py)
 
-    async def load(self) -> list[dict[str, Any]] | None:
-        """Return the stored jobs, or None when none were ever stored."""
-        jobs = self._data[_JOBS]
-        return list(jobs) if jobs else None
+    async def load(self) -> dict[str, Any] | None:
+        """Return the engine's stored state (jobs and build records), or None if empty.
 
-    async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Replace the stored jobs."""
+        The jobs are returned as stored, whatever they are: the engine's restore checks every
+        part and reports what it cannot use.
+        """
+        jobs, builds = self._data[_JOBS], self._data[_BUILDS]
+        if jobs == [] and builds is None:
+            return None
+        return stored_state(list(jobs) if isinstance(jobs, list) else jobs, builds)
+
+    async def save(self, state: dict[str, Any]) -> None:
+        """Replace the engine's stored state."""
+        jobs, builds = split_stored(state)
         self._data[_JOBS] = jobs
+        self._data[_BUILDS] = builds
         await self._store.async_save(self._document())
 
     # Fingerprint maps of the Home Assistant layer
@@ -93,8 +128,10 @@ class EntryStore:
         await self._store.async_save(self._document())
 
     def _document(self) -> dict[str, Any]:
+        jobs = self._data[_JOBS]
         return {
-            _JOBS: list(self._data[_JOBS]),
+            _JOBS: list(jobs) if isinstance(jobs, list) else jobs,
+            _BUILDS: self._data[_BUILDS],
             _INSTALLED: dict(self._data[_INSTALLED]),
             _AUTO_INSTALLED: dict(self._data[_AUTO_INSTALLED]),
         }
@@ -105,13 +142,52 @@ def storage_key(entry_id: str) -> str:
     return f"{DOMAIN}.{entry_id}"
 
 
-def _normalised(data: dict[str, Any]) -> dict[str, Any]:
-    def mapping(value: Any) -> dict[str, str]:
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+def _salvaged(path: str) -> Any:
+    """Return the data part of a stored file `Store` could not read, or None. Blocking."""
+    try:
+        raw = json_util.load_json(path, default=None)
+    except HomeAssistantError:
+        return None
+    if isinstance(raw, dict):
+        # The envelope lost its version: its data may be intact. No envelope: the data itself.
+        return raw.get("data", raw)
+    return None
 
-    jobs = data.get(_JOBS)
-    return {
-        _JOBS: list(jobs) if isinstance(jobs, list) else [],
-        _INSTALLED: mapping(data.get(_INSTALLED)),
-        _AUTO_INSTALLED: mapping(data.get(_AUTO_INSTALLED)),
+
+def _normalised(data: object) -> dict[str, Any]:
+    """Return a document whose every section is usable, keeping all that can be read.
+
+    `jobs` stays as stored (None becomes []): the engine's restore judges each entry. A
+    fingerprint map keeps the entries whose key is a configuration file name and whose value
+    is text; anything else is dropped, with one warning saying how much.
+    """
+    problems: list[str] = []
+    if data is not None and not isinstance(data, dict):
+        problems.append(f"the document is {type(data).__name__}, not an object")
+    document: dict[Any, Any] = data if isinstance(data, dict) else {}
+    jobs = document.get(_JOBS)
+    normalised = {
+        _JOBS: [] if jobs is None else jobs,
+        _BUILDS: document.get(_BUILDS),
+        _INSTALLED: _fingerprints(document.get(_INSTALLED), _INSTALLED, problems),
+        _AUTO_INSTALLED: _fingerprints(document.get(_AUTO_INSTALLED), _AUTO_INSTALLED, problems),
     }
+    if problems:
+        _LOGGER.warning("Parts of the stored state were unreadable: %s", "; ".join(problems))
+    return normalised
+
+
+def _fingerprints(value: object, section: str, problems: list[str]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"'{section}' is not an object")
+        return {}
+    kept = {
+        key: fingerprint
+        for key, fingerprint in value.items()
+        if is_configuration_file_name(key) and isinstance(fingerprint, str) and fingerprint
+    }
+    if len(kept) < len(value):
+        problems.append(f"{len(value) - len(kept)} of {len(value)} '{section}' entries")
+    return kept

@@ -4,24 +4,40 @@
 `installed_version` the fingerprint of its last successful install, so an edited
 configuration shows "update available". Install queues an install chain over OTA, exactly as
 the `install` action does. `update_percentage` = compile progress x 0.8 + upload progress
-x 0.2 (see coordinator.COMPILE_SHARE).
+x 0.2 (see snapshot.COMPILE_SHARE). Every value comes from the configuration's state in the
+snapshot; there is one firmware entity per configuration, so its description holds only the
+static parts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from homeassistant.components.update import UpdateDeviceClass, UpdateEntity, UpdateEntityFeature
+from homeassistant.components.update import (
+    UpdateDeviceClass,
+    UpdateEntity,
+    UpdateEntityDescription,
+    UpdateEntityFeature,
+)
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .entity import ConfigurationEntity, async_add_configuration_entities
-from .services import engine_errors
+from .esphome_update import ManagedEsphomeUpdateEntity
+from .helpers import engine_error_handler
+from .provision.manager import managed_esphome_version
 
 # Installing only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
+
+FIRMWARE: Final = UpdateEntityDescription(
+    key="firmware",
+    translation_key="firmware",
+    device_class=UpdateDeviceClass.FIRMWARE,
+    entity_category=EntityCategory.CONFIG,
+)
 
 
 async def async_setup_entry(
@@ -29,26 +45,33 @@ async def async_setup_entry(
     entry: EsphomePipelineConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a firmware entity per configuration."""
+    """Add a firmware entity per configuration, and ESPHome's own when we installed it."""
+    coordinator = entry.runtime_data.coordinator
     async_add_configuration_entities(
-        entry.runtime_data.coordinator,
+        coordinator,
         entry,
         async_add_entities,
         lambda coordinator, name: [FirmwareUpdateEntity(coordinator, name)],
     )
+    if managed_esphome_version(entry):
+        async_add_entities(
+            [
+                ManagedEsphomeUpdateEntity(
+                    entry, queue=coordinator, installed_version=coordinator.esphome_version
+                )
+            ]
+        )
 
 
 class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
     """Installed build versus the build the configuration would produce now."""
 
-    _attr_device_class = UpdateDeviceClass.FIRMWARE
-    _attr_entity_category = EntityCategory.CONFIG
     _attr_supported_features = UpdateEntityFeature.INSTALL | UpdateEntityFeature.PROGRESS
     _attr_title = "ESPHome firmware"
 
     def __init__(self, coordinator: PipelineCoordinator, configuration: str) -> None:
         """Bind to the configuration."""
-        super().__init__(coordinator, configuration, "firmware")
+        super().__init__(coordinator, configuration, FIRMWARE)
 
     @property
     def installed_version(self) -> str | None:
@@ -78,9 +101,7 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         """Fingerprints are not ordered: any difference means the configuration changed."""
         return latest_version != installed_version
 
+    @engine_error_handler
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
-        """Queue an install chain over OTA."""
-        # Rescan first: the chain is labelled with the fingerprint of the file as it is now.
-        await self.coordinator.async_rescan()
-        with engine_errors():
-            await self.coordinator.async_install([self.configuration])
+        """Queue an install chain over OTA, labelled with the file as it is now."""
+        await self.coordinator.async_install([self.configuration])

@@ -71,6 +71,24 @@ def write_configuration(config_dir: Path, *, port: int, name: str, log_level: st
     )
     link_integration(config_dir)
     mark_onboarded(config_dir)
+    keep_network_local(config_dir)
+
+
+def keep_network_local(config_dir: Path) -> None:
+    """Let Home Assistant's network integration use the loopback adapter only.
+
+    Zeroconf (which the frontend pulls in) then sends its mDNS on 127.0.0.1 alone: a
+    development or test instance never announces itself on the machine's real network.
+    """
+    storage = config_dir / ".storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    document = {
+        "version": 1,
+        "minor_version": 1,
+        "key": "core.network",
+        "data": {"configured_adapters": ["lo"]},
+    }
+    (storage / "core.network").write_text(json.dumps(document, indent=2), encoding="utf-8")
 
 
 def link_integration(config_dir: Path) -> None:

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import pytest
 
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType
 from custom_components.esphome_pipeline.engine.persistence import FileJobStore
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from custom_components.esphome_pipeline.engine.state import lane_for
 from tests.fakes import FakeEsphome, fake_cli
 

@@ -17,6 +17,7 @@ from custom_components.esphome_pipeline.engine.errors import (
 )
 from custom_components.esphome_pipeline.engine.esphome_cli import EsphomeCli
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import (
     OUTPUT_LINE_LIMIT,
     Job,
@@ -25,7 +26,6 @@ from custom_components.esphome_pipeline.engine.models import (
     Lane,
 )
 from custom_components.esphome_pipeline.engine.persistence import FileJobStore
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
 from tests.fakes import FakeEsphome, fake_cli
 
 from .conftest import EngineFactory, EventLog, wait_for_status, wait_until_idle

@@ -14,6 +14,7 @@ from custom_components.esphome_pipeline.engine.errors import (
     InvalidConfigurationError,
     InvalidPortError,
     InvalidRequestError,
+    shown,
 )
 from custom_components.esphome_pipeline.engine.esphome_cli import (
     EsphomeCli,
@@ -123,7 +124,7 @@ def test_invalid_configuration_names(name: str) -> None:
     with pytest.raises(InvalidConfigurationError) as caught:
         validate_configuration_name(name)
     assert caught.value.translation_key == "invalid_configuration"
-    assert caught.value.placeholders == {"configuration": name}
+    assert caught.value.placeholders == {"configuration": shown(name)}
 
 
 def test_configuration_name_must_be_a_string() -> None:
@@ -191,7 +192,7 @@ def test_invalid_ports(port: str) -> None:
     with pytest.raises(InvalidPortError) as caught:
         validate_port(port)
     assert caught.value.translation_key == "invalid_port"
-    assert caught.value.placeholders == {"port": port}
+    assert caught.value.placeholders == {"port": shown(port)}
 
 
 def test_port_must_be_a_string() -> None:

@@ -1,4 +1,4 @@
-"""The lane worker and `execute` against a minimal host: stop requests at every moment."""
+"""The lane worker and the local executor against a minimal host: stops at every moment."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from custom_components.esphome_pipeline.engine.executors import LocalExecutor
 from custom_components.esphome_pipeline.engine.lanes import (
     Outcome,
     RunningJob,
     StopReason,
-    execute,
     lane_worker,
 )
 from custom_components.esphome_pipeline.engine.models import (
@@ -24,34 +24,58 @@ from custom_components.esphome_pipeline.engine.models import (
     ProcessRecord,
 )
 from custom_components.esphome_pipeline.engine.runner import JobProcess
+from custom_components.esphome_pipeline.engine.state import LOCAL_COMPILE_SLOT, Slot
 from tests.fakes import FakeEsphome, fake_cli
+
+
+class CountingExecutor(LocalExecutor):
+    """The local executor running the fake CLI directly (no exit-record wrapper), counting
+    how often it built a command line."""
+
+    def __init__(self, config_dir: Path) -> None:
+        super().__init__(cli=fake_cli(), config_dir=config_dir, exit_dir=config_dir / ".exit")
+        self.config_dir = config_dir
+        self.argv_calls = 0
+
+    def argv(self, job: Job) -> list[str]:
+        self.argv_calls += 1
+        return fake_cli().argv(job, self.config_dir)
+
+
+class MissingProgramExecutor(LocalExecutor):
+    """An executor whose command does not exist (no wrapper shell in between)."""
+
+    def __init__(self, config_dir: Path) -> None:
+        super().__init__(cli=fake_cli(), config_dir=config_dir, exit_dir=config_dir / ".exit")
+        self._config_dir_for_test = config_dir
+
+    def argv(self, job: Job) -> list[str]:
+        return [str(self._config_dir_for_test / "no-such-esphome"), "compile", job.configuration]
 
 
 @dataclass
 class Host:
-    """Just enough of the engine for a lane worker."""
+    """Just enough of the engine and dispatcher for a lane worker, and the executors' sink."""
 
     config_dir: Path
     pending: list[Job] = field(default_factory=list)
     claimed: list[RunningJob] = field(default_factory=list)
     finished: list[tuple[Job, Outcome]] = field(default_factory=list)
     records: list[ProcessRecord] = field(default_factory=list)
-    argv_calls: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def claim(self, lane: Lane) -> RunningJob | None:
+    def __post_init__(self) -> None:
+        self.executor = CountingExecutor(self.config_dir)
+
+    def claim(self, slot: Slot) -> RunningJob | None:
         if not self.pending:
             return None
         running = RunningJob(self.pending.pop(0))
         self.claimed.append(running)
         return running
 
-    def argv(self, job: Job) -> list[str]:
-        self.argv_calls += 1
-        return fake_cli().argv(job, self.config_dir)
-
-    def environment(self) -> dict[str, str]:
-        return fake_cli().environment()
+    async def run(self, running: RunningJob, slot: Slot) -> Outcome:
+        return await self.executor.run(running, self)
 
     def process_started(self, job: Job, record: ProcessRecord) -> None:
         self.records.append(record)
@@ -82,9 +106,9 @@ async def test_stop_before_spawn_starts_nothing(
     host = Host(fake.config_dir)
     running = RunningJob(_compile())
     running.request_stop(reason, "stopped early")
-    outcome = await execute(running, host)
+    outcome = await host.executor.run(running, host)
     assert outcome.status is status
-    assert host.argv_calls == 0
+    assert host.executor.argv_calls == 0
     assert await running.tree_dead()
     if reason is StopReason.CANCEL:
         assert outcome.error == "stopped early"
@@ -107,22 +131,15 @@ async def test_stop_during_a_failed_spawn(
         raise FileNotFoundError("no such program")
 
     monkeypatch.setattr(JobProcess, "start", classmethod(start_then_fail))
-    outcome = await execute(running, host)
+    outcome = await host.executor.run(running, host)
     assert outcome.status is JobStatus.CANCELLED
     assert outcome.error == "cancelled while spawning"
     assert await running.tree_dead()
 
 
-@dataclass
-class MissingProgramHost(Host):
-    """A host whose command does not exist (no wrapper shell in between)."""
-
-    def argv(self, job: Job) -> list[str]:
-        return [str(self.config_dir / "no-such-esphome"), "compile", job.configuration]
-
-
 async def test_a_program_that_cannot_start_fails_the_job(fake: FakeEsphome) -> None:
-    outcome = await execute(RunningJob(_compile()), MissingProgramHost(fake.config_dir))
+    host = Host(fake.config_dir)
+    outcome = await MissingProgramExecutor(fake.config_dir).run(RunningJob(_compile()), host)
     assert outcome.status is JobStatus.FAILED
     assert outcome.error is not None
     assert outcome.error.startswith("Could not start the ESPHome command:")
@@ -151,7 +168,7 @@ async def test_cancelled_worker_kills_its_process(fake: FakeEsphome) -> None:
     fake.behave("a.yaml", "compile", wait_for_file="never")
     host = Host(fake.config_dir, pending=[_compile()])
     wakeup = asyncio.Event()
-    worker = asyncio.get_running_loop().create_task(lane_worker(Lane.COMPILE, host, wakeup))
+    worker = asyncio.get_running_loop().create_task(lane_worker(LOCAL_COMPILE_SLOT, host, wakeup))
     [start] = await fake.wait_for_call("start", "compile")
     worker.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -167,7 +184,7 @@ async def test_worker_sleeps_until_woken(fake: FakeEsphome) -> None:
     fake.add_config("a")
     host = Host(fake.config_dir)
     wakeup = asyncio.Event()
-    worker = asyncio.get_running_loop().create_task(lane_worker(Lane.COMPILE, host, wakeup))
+    worker = asyncio.get_running_loop().create_task(lane_worker(LOCAL_COMPILE_SLOT, host, wakeup))
     try:
         # Let the worker find nothing and go to sleep on the event.
         await asyncio.sleep(0)

@@ -24,6 +24,7 @@ from custom_components.esphome_pipeline.engine.persistence import (
     recorded_sessions,
     restore,
     stored_form,
+    stored_state,
 )
 from custom_components.esphome_pipeline.engine.state import PREREQUISITE_INCOMPLETE
 
@@ -36,10 +37,11 @@ async def test_file_store_round_trip(tmp_path: Path) -> None:
     store = FileJobStore(tmp_path / "nested" / "jobs.json")
     assert await store.load() is None
     jobs = [stored_form(job("a.yaml", JobType.COMPILE))]
-    await store.save(jobs)
-    assert await store.load() == jobs
-    await store.save([])
-    assert await store.load() == []
+    builds = {"a.yaml": {"fingerprint": "f"}}
+    await store.save(stored_state(jobs, builds))
+    assert await store.load() == stored_state(jobs, builds)
+    await store.save(stored_state([], {}))
+    assert await store.load() == stored_state([], {})
     # Only the file itself is left: the temporary file was renamed over it.
     assert [path.name for path in (tmp_path / "nested").iterdir()] == ["jobs.json"]
 
@@ -60,16 +62,16 @@ async def test_file_store_failed_write_keeps_old_file(
 ) -> None:
     path = tmp_path / "jobs.json"
     store = FileJobStore(path)
-    await store.save([{"old": True}])
+    await store.save(stored_state([{"old": True}], {}))
 
     def refuse(self: Path, target: Path) -> Path:
         raise OSError("disk full")
 
     monkeypatch.setattr(Path, "replace", refuse)
     with pytest.raises(OSError, match="disk full"):
-        await store.save([{"new": True}])
+        await store.save(stored_state([{"new": True}], {}))
     monkeypatch.undo()
-    assert await store.load() == [{"old": True}]
+    assert await store.load() == stored_state([{"old": True}], {})
     assert [entry.name for entry in tmp_path.iterdir()] == ["jobs.json"]
 
 
@@ -118,7 +120,17 @@ def test_restore_two_passes(caplog: pytest.LogCaptureFixture) -> None:
     entries += ["not a job", {"job_id": "x"}, stored_form(done_compile)]
     with caplog.at_level(logging.WARNING):
         restored = restore(entries, finished_at=NOW)
-    assert caplog.text.count("Skipping stored job") == 3
+    # One warning for all three, grouped by reason.
+    assert [record.getMessage() for record in caplog.records] == [
+        "Dropped 3 stored job entries that are not usable jobs: 'configuration' is missing (1); "
+        "duplicate job id (1); not an object (1)"
+    ]
+    assert restored.dropped.count == 3
+    assert restored.dropped.reasons == {
+        "not an object": 1,
+        "'configuration' is missing": 1,
+        "duplicate job id": 1,
+    }
     assert restored.leftovers == {running_compile.job_id: record}
     jobs = {item.job_id: item for item in restored.jobs}
     assert len(jobs) == 8

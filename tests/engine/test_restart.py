@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from custom_components.esphome_pipeline.engine import queue
+from custom_components.esphome_pipeline.engine import recovery
 from custom_components.esphome_pipeline.engine.exit_record import (
     exit_record_path,
     with_exit_record,
 )
+from custom_components.esphome_pipeline.engine.firmware import EXIT_RECORD_DIR, FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
@@ -28,7 +29,6 @@ from custom_components.esphome_pipeline.engine.persistence import (
     FileJobStore,
     stored_form,
 )
-from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR, FirmwareEngine
 from custom_components.esphome_pipeline.engine.runner import JobProcess
 from tests.fakes import FakeEsphome, fake_cli
 
@@ -216,7 +216,7 @@ async def test_leftovers_that_survive_are_logged_and_never_doubled(
     async def survives(record: ProcessRecord, grace: float = 0) -> bool:
         return False
 
-    monkeypatch.setattr(queue, "reap_leftovers", survives)
+    monkeypatch.setattr(recovery, "reap_leftovers", survives)
     with caplog.at_level(logging.WARNING):
         engine = await make_engine(run=False)
     assert caplog.text.count("could not be stopped") == 2
@@ -226,7 +226,7 @@ async def test_leftovers_that_survive_are_logged_and_never_doubled(
     # Running it again would put a second process on b.yaml: it fails instead, and its
     # upload is cancelled by the usual cascade.
     assert jobs[interrupted.job_id].status is JobStatus.FAILED
-    assert jobs[interrupted.job_id].error == queue.LEFTOVER_SURVIVED
+    assert jobs[interrupted.job_id].error == recovery.LEFTOVER_SURVIVED
     assert jobs[dependent.job_id].status is JobStatus.CANCELLED
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
 import os
@@ -19,6 +18,7 @@ from custom_components.esphome_pipeline.engine.device.build_records import (
 from custom_components.esphome_pipeline.engine.device.native_api import DeviceTruth, Verdict
 from custom_components.esphome_pipeline.engine.fingerprint import Fingerprinter, NodeInfo
 from custom_components.esphome_pipeline.engine.models import Job, JobType, Lane, SkipReason
+from custom_components.esphome_pipeline.engine.skip import BuildRecord
 from custom_components.esphome_pipeline.engine.skip_checks import (
     BuildIsCurrent,
     DeviceRunsBuild,
@@ -33,13 +33,11 @@ NAME = "kitchen"
 CONFIGURATION = "kitchen.yaml"
 
 
-@dataclass(frozen=True)
-class Build:
-    """A stand-in for the engine's build record."""
-
-    configuration: str = CONFIGURATION
-    fingerprint: str | None = FINGERPRINT
-    finished_at: str = ""
+def Build(*, fingerprint: str | None = FINGERPRINT, finished_at: str = "") -> BuildRecord:
+    """The engine's record of the configuration's last successful build."""
+    return BuildRecord(
+        configuration=CONFIGURATION, fingerprint=fingerprint, job_id="b1", finished_at=finished_at
+    )
 
 
 def job(job_type: JobType = JobType.COMPILE, **fields: object) -> Job:
@@ -118,7 +116,7 @@ async def test_build_is_current(tmp_path: Path) -> None:
     ],
 )
 async def test_build_is_not_current(
-    tmp_path: Path, claimed: Job, build: Build | None, now: NodeInfo | None, why: str
+    tmp_path: Path, claimed: Job, build: BuildRecord | None, now: NodeInfo | None, why: str
 ) -> None:
     """Any doubt about the inputs: compile."""
     await asyncio.to_thread(write_build, tmp_path)

@@ -34,9 +34,13 @@ from hypothesis.stateful import (
 
 from custom_components.esphome_pipeline.engine.errors import UnknownJobError
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import JobStatus, JobType, Lane
-from custom_components.esphome_pipeline.engine.persistence import FileJobStore, stored_form
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
+from custom_components.esphome_pipeline.engine.persistence import (
+    FileJobStore,
+    split_stored,
+    stored_form,
+)
 from tests.fakes import FakeEsphome, fake_cli
 
 from .conftest import (
@@ -323,7 +327,7 @@ class EngineMachine(RuleBasedStateMachine):
         store = FileJobStore(self.store_path)
         for _ in range(20):
             self.run(self.live.flush())
-            stored = self.run(store.load()) or []
+            stored, _ = split_stored(self.run(store.load()))
             memory = [stored_form(job) for job in self.live.jobs()]
             if _comparable(stored, memory) == _comparable(memory, memory):
                 return

@@ -3,7 +3,8 @@
 Run it as `[sys.executable, "-S", fake_esphome.py, ...]`. Standard library only, so it runs
 on any Python, without site-packages. It accepts the subcommands and options the engine may
 pass to the real CLI (`[--dashboard] version | config <yaml> | compile <yaml> |
-upload <yaml> [--device P] [--file BIN] | clean <yaml> | clean-all <dir>...`) and rejects
+upload <yaml> [--device P] [--file BIN] | clean <yaml> | clean-all <dir>... |
+bundle <yaml> [-o OUT]`) and rejects
 anything else with exit 2, so a test fails when the engine passes an option the real CLI
 would refuse.
 
@@ -16,6 +17,8 @@ Outputs land where ESPHome puts them, under `<config_dir>/.esphome`:
   `<config_dir>/.fake_esphome_flashed.jsonl`.
 - clean: deletes that build's `.pioenvs`, `.piolibdeps` and `dependencies.lock`.
 - clean-all: empties `<dir>/.esphome` except `storage/` and top-level `.json` files.
+- bundle: a gzip tar like ESPHome's (`manifest.json`, the YAML, and `secrets.yaml` when the
+  YAML uses `!secret`) at `-o OUT`, default `<config_dir>/<stem>.esphomebundle.tar.gz`.
 
 Behaviour per configuration comes from `<config_dir>/.fake_esphome.json`:
 `{"<yaml> | default": {"<subcommand>": {behaviour}}}`; the configuration's entry overrides
@@ -54,7 +57,7 @@ CONFIG_DIR_ENV = "FAKE_ESPHOME_CONFIG_DIR"
 WAIT_FOR_FILE_LIMIT = 120.0
 GRANDCHILD_SLEEP = 600
 
-SUBCOMMANDS = ("version", "config", "compile", "upload", "clean", "clean-all")
+SUBCOMMANDS = ("version", "config", "compile", "upload", "clean", "clean-all", "bundle")
 # Options the real CLI accepts per subcommand: name -> takes a value.
 OPTIONS: dict[str, dict[str, bool]] = {
     "version": {},
@@ -69,6 +72,7 @@ OPTIONS: dict[str, dict[str, bool]] = {
     },
     "clean": {},
     "clean-all": {},
+    "bundle": {"-o": True, "--output": True, "--list-only": False},
 }
 GLOBAL_FLAGS = ("--dashboard", "--verbose", "-v", "--quiet", "-q")
 
@@ -243,6 +247,8 @@ def default_lines(inv: Invocation, name: str) -> list[str]:
         ]
     if inv.subcommand == "config":
         return [*header, "INFO Configuration is valid!"]
+    if inv.subcommand == "bundle":
+        return header
     return [*header, f"INFO Done cleaning {name}"]
 
 
@@ -337,6 +343,39 @@ def do_clean(inv: Invocation, name: str) -> int:
     return 0
 
 
+def do_bundle(inv: Invocation) -> int:
+    assert inv.yaml_path is not None
+    assert inv.config_dir is not None
+    import io
+    import tarfile
+
+    yaml_bytes = inv.yaml_path.read_bytes()
+    files = {inv.configuration: yaml_bytes}
+    secrets = inv.config_dir / "secrets.yaml"
+    if b"!secret" in yaml_bytes and secrets.is_file():
+        files["secrets.yaml"] = secrets.read_bytes()
+    manifest = {
+        "manifest_version": 1,
+        "esphome_version": VERSION,
+        "config_filename": inv.configuration,
+        "config_dir": str(inv.config_dir),
+        "files": sorted(files),
+        "has_secrets": "secrets.yaml" in files,
+    }
+    given = inv.options.get("-o") or inv.options.get("--output")
+    stem = inv.configuration.rsplit(".", 1)[0]
+    target = Path(given).absolute() if given else inv.config_dir / f"{stem}.esphomebundle.tar.gz"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in [("manifest.json", json.dumps(manifest).encode()), *files.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    target.write_bytes(buffer.getvalue())
+    out(f"INFO Bundle created: {target} ({len(files)} files)\n")
+    return 0
+
+
 def do_clean_all(inv: Invocation) -> int:
     for folder in inv.positional:
         data_dir = Path(folder) / ".esphome"
@@ -417,6 +456,8 @@ def run(inv: Invocation) -> int:
         return do_clean(inv, name)
     if inv.subcommand == "clean-all":
         return do_clean_all(inv)
+    if inv.subcommand == "bundle":
+        return do_bundle(inv)
     return 0
 
 

@@ -17,7 +17,10 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
 from custom_components.esphome_pipeline.engine.events import JobEvent
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
+from custom_components.esphome_pipeline.provision.manager import EsphomeProvisioner
 from tests.fakes import FakeEsphome, fake_command_line
+from tests.fakes.installer import FakeInstaller, use_fake_installer
 
 
 @pytest.fixture(autouse=True)
@@ -93,11 +96,16 @@ def coordinator_of(entry: MockConfigEntry) -> PipelineCoordinator:
     return coordinator
 
 
+def engine_of(entry: MockConfigEntry) -> FirmwareEngine:
+    """Return the loaded entry's engine (only the coordinator holds it; tests may look)."""
+    return coordinator_of(entry)._engine
+
+
 async def wait_for_status(
     hass: HomeAssistant, entry: MockConfigEntry, job_id: str, *statuses: str
 ) -> dict[str, object]:
     """Wait (on engine events, not on time) until a job reaches one of `statuses`."""
-    engine = coordinator_of(entry).engine
+    engine = engine_of(entry)
     job = engine.get(job_id)
     assert job is not None
     if str(job.status) in statuses:
@@ -114,3 +122,28 @@ async def wait_for_status(
             return await reached
     finally:
         unsubscribe()
+
+
+@pytest.fixture
+def installer_setup(
+    hass: HomeAssistant, tmp_path: Path
+) -> tuple[FakeInstaller, EsphomeProvisioner]:
+    """A provisioner that builds ESPHome environments from the fake interpreter."""
+    return use_fake_installer(hass, tmp_path)
+
+
+@pytest.fixture
+def fake_installer(installer_setup: tuple[FakeInstaller, EsphomeProvisioner]) -> FakeInstaller:
+    """The fake interpreter's handle."""
+    return installer_setup[0]
+
+
+@pytest.fixture
+def provisioner(installer_setup: tuple[FakeInstaller, EsphomeProvisioner]) -> EsphomeProvisioner:
+    """Home Assistant's provisioner (building from the fake interpreter)."""
+    return installer_setup[1]
+
+
+def installed_folders(root: Path) -> list[str]:
+    """Return the names in a folder of ESPHome environments, sorted (none: empty)."""
+    return sorted(child.name for child in root.iterdir()) if root.is_dir() else []

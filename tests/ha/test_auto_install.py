@@ -44,7 +44,7 @@ async def _settle(hass: HomeAssistant, seconds: float = AUTO_INSTALL_SETTLE + 1)
 
 
 async def _finish_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    for job in coordinator_of(entry).engine.jobs():
+    for job in coordinator_of(entry).jobs():
         await wait_for_status(hass, entry, job.job_id, "completed", "failed", "cancelled")
     await hass.async_block_till_done()
 
@@ -57,14 +57,14 @@ async def test_change_installs_once(
     await setup_entry(hass, auto_entry)
     coordinator = coordinator_of(auto_entry)
     await _settle(hass)
-    assert coordinator.engine.jobs() == []  # nothing changed since setup: nothing to do
+    assert coordinator.jobs() == []  # nothing changed since setup: nothing to do
 
     _edit(fake, "logger:\n")
     await coordinator.async_rescan()
-    assert coordinator.engine.jobs() == []  # not yet settled
+    assert coordinator.jobs() == []  # not yet settled
     freezer.tick(timedelta(seconds=AUTO_INSTALL_SETTLE + 1))
     await _settle(hass, 0)
-    jobs = coordinator.engine.jobs()
+    jobs = coordinator.jobs()
     assert [job.job_type for job in jobs] == ["compile", "upload"]
     fingerprint = coordinator.nodes["kitchen.yaml"].fingerprint
     assert jobs[0].fingerprint == fingerprint
@@ -74,7 +74,7 @@ async def test_change_installs_once(
 
     await coordinator.async_rescan()
     await _settle(hass)
-    assert len(coordinator.engine.jobs()) == 2
+    assert len(coordinator.jobs()) == 2
     assert await hass.config_entries.async_unload(auto_entry.entry_id)
 
 
@@ -90,9 +90,9 @@ async def test_change_that_keeps_moving_waits(
     await coordinator.async_rescan()
     _edit(fake, "logger:\n  level: INFO\n")  # edited again, not yet rescanned
     await _settle(hass)
-    assert coordinator.engine.jobs() == []  # the due check saw a newer fingerprint
+    assert coordinator.jobs() == []  # the due check saw a newer fingerprint
     await _settle(hass, 2 * (AUTO_INSTALL_SETTLE + 1))
-    jobs = coordinator.engine.jobs()
+    jobs = coordinator.jobs()
     assert len(jobs) == 2
     assert jobs[0].fingerprint == coordinator.nodes["kitchen.yaml"].fingerprint
     await _finish_all(hass, auto_entry)
@@ -111,7 +111,7 @@ async def test_reverted_change_is_not_installed(
     fake.add_config("kitchen")
     await coordinator.async_rescan()
     await _settle(hass)
-    assert coordinator.engine.jobs() == []
+    assert coordinator.jobs() == []
     assert await hass.config_entries.async_unload(auto_entry.entry_id)
 
 
@@ -128,10 +128,14 @@ async def test_pending_install_cancelled_on_unload_and_removal(
     await coordinator.async_rescan()
     (fake.config_dir / "garage.yaml").unlink()
     await coordinator.async_rescan()
-    assert list(coordinator._pending_auto) == ["kitchen.yaml"]
+    assert list(coordinator._auto_installer.pending) == ["kitchen.yaml"]
     assert await hass.config_entries.async_unload(auto_entry.entry_id)
     await _settle(hass)
-    assert coordinator.engine.jobs() == []
+    assert coordinator.jobs() == []
+    # A scan after unload (a late timer or task) starts no new timer.
+    _edit(fake, "logger:\n  level: WARN\n")
+    await coordinator.async_rescan()
+    assert coordinator._auto_installer.pending == {}
 
 
 async def test_installed_fingerprint_differs_at_start(
@@ -150,6 +154,6 @@ async def test_installed_fingerprint_differs_at_start(
     }
     await setup_entry(hass, auto_entry)
     await _settle(hass)
-    assert len(coordinator_of(auto_entry).engine.jobs()) == 2
+    assert len(coordinator_of(auto_entry).jobs()) == 2
     await _finish_all(hass, auto_entry)
     assert await hass.config_entries.async_unload(auto_entry.entry_id)

@@ -1,4 +1,6 @@
-"""The config, options and reconfigure flows, every error included."""
+"""The config, options and reconfigure flows, every error included.
+
+The ESPHome install the user step offers is tested in test_config_flow_install.py."""
 
 from __future__ import annotations
 
@@ -121,7 +123,6 @@ async def test_user_flow_folder_errors(
 @pytest.mark.parametrize(
     ("command", "detected", "field", "error"),
     [
-        ("", None, "base", "cli_not_found"),
         ('esphome "unclosed', None, CONF_ESPHOME_COMMAND, "cli_invalid"),
         (FAILING_COMMAND, None, CONF_ESPHOME_COMMAND, "cli_failed"),
         ("/nonexistent/bin/esphome", None, CONF_ESPHOME_COMMAND, "cli_failed"),

@@ -16,7 +16,7 @@ from custom_components.esphome_pipeline.const import DOMAIN, RESCAN_INTERVAL
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry, wait_for_status
+from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
 
 
 def _device(
@@ -109,7 +109,7 @@ async def test_folder_vanishing_keeps_state(
     fake.add_config("kitchen")
     await setup_entry(hass, entry)
     with patch(
-        "custom_components.esphome_pipeline.coordinator.scan_config_dir",
+        "custom_components.esphome_pipeline.configurations.scan_config_dir",
         side_effect=PermissionError("denied"),
     ):
         await coordinator_of(entry).async_rescan()
@@ -136,9 +136,9 @@ async def test_remove_config_entry_device(
     assert not await async_remove_config_entry_device(hass, entry, kitchen)
     assert not await async_remove_config_entry_device(hass, entry, hub)
     (fake.config_dir / "kitchen.yaml").unlink()
-    with patch.object(coordinator_of(entry), "_apply_scan"):
+    with patch.object(coordinator_of(entry)._configurations, "_apply"):
         await coordinator_of(entry).async_rescan()
-    coordinator_of(entry)._nodes.clear()
+    coordinator_of(entry)._configurations._nodes.clear()
     assert await async_remove_config_entry_device(hass, entry, kitchen)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -151,7 +151,7 @@ async def test_progress_pushes_only_changes(
     fake.behave("default", "compile", wait_for_file="go")
     await setup_entry(hass, entry)
     coordinator = coordinator_of(entry)
-    job = (await coordinator.engine.compile(["kitchen.yaml"]))[0]
+    job = (await engine_of(entry).compile(["kitchen.yaml"]))[0]
     await hass.async_block_till_done()
     pushes: list[None] = []
     unsubscribe = coordinator.async_add_listener(lambda: pushes.append(None))
@@ -206,7 +206,7 @@ async def test_rescan_timer_stops_on_unload(
     fake.add_config("kitchen")
     await setup_entry(hass, entry)
     assert await hass.config_entries.async_unload(entry.entry_id)
-    with patch("custom_components.esphome_pipeline.coordinator.scan_config_dir") as scan:
+    with patch("custom_components.esphome_pipeline.configurations.scan_config_dir") as scan:
         async_fire_time_changed(hass, dt_util.utcnow() + RESCAN_INTERVAL + timedelta(seconds=1))
         await hass.async_block_till_done()
     scan.assert_not_called()

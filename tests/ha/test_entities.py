@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.esphome_pipeline.const import EVENT_JOB
-from custom_components.esphome_pipeline.engine.queue import FirmwareEngine
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from tests.fakes import FakeEsphome
 
 from .conftest import coordinator_of, setup_entry, wait_for_status
@@ -61,8 +61,7 @@ async def test_install_button_runs_chain(
         "button", "press", {"entity_id": "button.kitchen_install"}, blocking=True
     )
     await hass.async_block_till_done()
-    engine = coordinator_of(entry).engine
-    compile_job, upload_job = engine.jobs()
+    compile_job, upload_job = coordinator_of(entry).jobs()
     assert hass.states.get("sensor.kitchen_upload").attributes == {
         **hass.states.get("sensor.kitchen_upload").attributes,
         "job_id": upload_job.job_id,
@@ -130,8 +129,7 @@ async def test_update_entity_install_and_progress(
     await hass.services.async_call(
         "update", "install", {"entity_id": "update.kitchen_firmware"}, blocking=True
     )
-    engine = coordinator_of(entry).engine
-    compile_job, upload_job = engine.jobs()
+    compile_job, upload_job = coordinator_of(entry).jobs()
     assert hass.states.get("update.kitchen_firmware").attributes["update_percentage"] is None
 
     fake.release("go")
@@ -170,7 +168,7 @@ async def test_clean_and_reset_buttons(
         {"entity_id": "button.esphome_pipeline_esphome_reset_build_environment"},
         blocking=True,
     )
-    jobs = coordinator_of(entry).engine.jobs()
+    jobs = coordinator_of(entry).jobs()
     assert [job.job_type for job in jobs] == ["clean", "reset_build_env"]
     for job in jobs:
         await wait_for_status(hass, entry, job.job_id, "completed", "cancelled")
@@ -219,7 +217,7 @@ async def test_entity_of_removed_configuration(
     sensor = components["sensor"].get_entity("sensor.kitchen_upload")
     update = components["update"].get_entity("update.kitchen_firmware")
     coordinator = coordinator_of(entry)
-    coordinator._nodes.clear()
+    coordinator._configurations._nodes.clear()
     coordinator.async_set_updated_data(coordinator._snapshot())
     assert sensor.native_value == "idle"
     assert sensor.extra_state_attributes == {"job_id": None, "progress": None, "held": False}
@@ -242,7 +240,7 @@ async def test_install_labels_current_file(
     await hass.services.async_call(
         "button", "press", {"entity_id": "button.kitchen_install"}, blocking=True
     )
-    compile_job, upload_job = coordinator_of(entry).engine.jobs()
+    compile_job, upload_job = coordinator_of(entry).jobs()
     assert compile_job.fingerprint != before
     assert compile_job.fingerprint == coordinator_of(entry).nodes["kitchen.yaml"].fingerprint
     await wait_for_status(hass, entry, upload_job.job_id, "completed")

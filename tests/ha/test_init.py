@@ -14,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.engine.exit_record import exit_record_path
+from custom_components.esphome_pipeline.engine.firmware import EXIT_RECORD_DIR
 from custom_components.esphome_pipeline.engine.models import (
     Job,
     JobStatus,
@@ -21,11 +22,10 @@ from custom_components.esphome_pipeline.engine.models import (
     Lane,
     ProcessRecord,
 )
-from custom_components.esphome_pipeline.engine.queue import EXIT_RECORD_DIR
 from custom_components.esphome_pipeline.store import storage_key
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry, wait_for_status
+from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
 
 
 async def test_setup_creates_devices_and_entities(
@@ -129,8 +129,7 @@ async def test_queue_survives_reload(
 
     fake.release("go")
     await setup_entry(hass, entry)
-    engine = coordinator_of(entry).engine
-    assert engine.get(compile_id) is not None
+    assert coordinator_of(entry).get_job(compile_id) is not None
     done = await wait_for_status(hass, entry, upload_id, "completed", "failed", "cancelled")
     assert done["status"] == "completed"
     assert [record["configuration"] for record in fake.flashed()] == ["kitchen.yaml"]
@@ -151,7 +150,7 @@ async def test_options_change_reloads(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert coordinator_of(entry) is not first
-    assert coordinator_of(entry).engine.upload_slots == 2
+    assert engine_of(entry).upload_slots == 2
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -161,8 +160,8 @@ async def test_remove_entry_deletes_store(
     """Removing the entry deletes its stored jobs."""
     fake.add_config("kitchen")
     await setup_entry(hass, entry)
-    await coordinator_of(entry).engine.compile(["kitchen.yaml"])
-    await coordinator_of(entry).engine.flush()
+    await engine_of(entry).compile(["kitchen.yaml"])
+    await engine_of(entry).flush()
     assert f"{DOMAIN}.{entry.entry_id}" in hass_storage
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
@@ -196,7 +195,7 @@ async def test_home_assistant_stop_stops_processes(
     fake.add_config("kitchen")
     fake.behave("kitchen.yaml", "compile", wait_for_file="go")
     await setup_entry(hass, entry)
-    job = (await coordinator_of(entry).engine.compile(["kitchen.yaml"]))[0]
+    job = (await engine_of(entry).compile(["kitchen.yaml"]))[0]
     await fake.wait_for_call("start", "compile")
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await hass.async_block_till_done()
@@ -246,7 +245,7 @@ async def test_upload_completed_while_home_assistant_was_down_counts_as_installe
     record.write_text("0\n", encoding="ascii")
 
     await setup_entry(hass, entry)
-    restored = coordinator_of(entry).engine.get(upload.job_id)
+    restored = coordinator_of(entry).get_job(upload.job_id)
     assert restored is not None
     assert restored.status is JobStatus.COMPLETED
     state = hass.states.get("update.kitchen_firmware")

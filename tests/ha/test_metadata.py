@@ -18,6 +18,10 @@ from custom_components.esphome_pipeline.engine.esphome_cli import EsphomeCliErro
 PACKAGE = Path(__file__).parents[2] / "custom_components" / "esphome_pipeline"
 
 
+def _source(name: str) -> str:
+    return (PACKAGE / name).read_text(encoding="utf-8")
+
+
 def _json(name: str) -> Any:
     return json.loads((PACKAGE / name).read_text(encoding="utf-8"))
 
@@ -36,10 +40,12 @@ def test_manifest() -> None:
         assert manifest[key]
     assert manifest["config_flow"] is True
     # Packages Home Assistant itself pins are given as a floor: an exact pin would clash with
-    # the constraints of a newer Home Assistant and stop the integration from loading.
+    # the constraints of a newer Home Assistant and stop the integration from loading. The
+    # peer link (remote builds) needs the Noise library; HA already ships this version.
     assert manifest["requirements"] == [
         "aioesphomeapi>=29.9.0",
         "esptool==5.6.0",
+        "noiseprotocol==0.3.1",
         "pyserial-asyncio-fast>=0.14",
     ]
     png = (PACKAGE / "brand" / "icon.png").read_bytes()
@@ -86,10 +92,25 @@ def test_translation_keys_used_in_code_exist() -> None:
     exceptions = set(strings["exceptions"])
     issues = set(strings["issues"])
     errors_ = set(strings["config"]["error"])
-    source = "\n".join(path.read_text(encoding="utf-8") for path in PACKAGE.glob("*.py"))
+    platforms = {name: _source(f"{name}.py") for name in strings["entity"]}
+    # The hub's `esphome` update entity lives in a module of its own.
+    platforms["update"] += re.sub(r'translation_key="[a-z_]+"', "", _source("esphome_update.py"))
+    for platform, platform_source in platforms.items():
+        # Entity descriptions name their entity's translation key.
+        described = set(re.findall(r'translation_key="([a-z_]+)"', platform_source))
+        described |= set(re.findall(r'_KEY: Final = "([a-z_]+)"', platform_source))
+        assert described == set(strings["entity"][platform]), platform
+    source = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in PACKAGE.glob("*.py")
+        if path.stem not in platforms
+    )
     used = set(re.findall(r'translation_key="([a-z_]+)"', source))
-    used |= set(re.findall(r'_invalid\(\s*"([a-z_]+)"', source))
-    assert {"folder_missing", "cli_unavailable", "no_targets", "unreadable_configuration"} <= used
+    used |= set(re.findall(r'invalid_input\(\s*"([a-z_]+)"', source))
+    assert {
+        "folder_missing", "cli_unavailable", "no_targets", "unknown_configuration",
+        "unreadable_configuration",
+    } <= used  # fmt: skip
     assert used <= exceptions | issues
     reasons = set(re.findall(r'reason = "([a-z_]+)"', source)) - {"unknown"}
     assert "folder_not_found" in reasons
@@ -98,7 +119,7 @@ def test_translation_keys_used_in_code_exist() -> None:
     entity_keys = {key for platform in strings["entity"].values() for key in platform}
     assert entity_keys == {
         "firmware", "compile", "upload", "compile_lane", "upload_lane", "queue_depth",
-        "install", "clean", "reset_build_env",
+        "install", "clean", "reset_build_env", "esphome",
     }  # fmt: skip
     icon_keys = {key for platform in _json("icons.json")["entity"].values() for key in platform}
     assert icon_keys == entity_keys - {"firmware"}

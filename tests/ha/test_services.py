@@ -6,25 +6,39 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+    UnknownUser,
+)
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.engine.errors import EngineStoppedError
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry, wait_for_status
+from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
 
 
 async def _call(
-    hass: HomeAssistant, service: str, data: dict[str, Any] | None = None
+    hass: HomeAssistant,
+    service: str,
+    data: dict[str, Any] | None = None,
+    *,
+    user: MockUser | None = None,
 ) -> dict[str, Any]:
     response = await hass.services.async_call(
-        DOMAIN, service, data or {}, blocking=True, return_response=True
+        DOMAIN,
+        service,
+        data or {},
+        blocking=True,
+        return_response=True,
+        context=None if user is None else Context(user_id=user.id),
     )
     assert isinstance(response, dict)
     return response
@@ -48,7 +62,7 @@ def _device_id(hass: HomeAssistant, entry: MockConfigEntry, configuration: str) 
 
 async def _finish(hass: HomeAssistant, entry: MockConfigEntry, fake: FakeEsphome) -> None:
     fake.release("go")
-    for job in coordinator_of(entry).engine.jobs():
+    for job in coordinator_of(entry).jobs():
         await wait_for_status(hass, entry, job.job_id, "completed", "failed", "cancelled")
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -69,8 +83,7 @@ async def test_install_by_name_and_device(
             "force": True,
         },
     )
-    engine = coordinator_of(loaded).engine
-    jobs = engine.jobs()
+    jobs = coordinator_of(loaded).jobs()
     assert response == {
         "jobs": [
             {
@@ -94,17 +107,17 @@ async def test_compile_upload_clean_responses(
 ) -> None:
     """compile, upload and clean answer with one job per configuration."""
     response = await _call(hass, "compile", {"configuration": ["kitchen.yaml"]})
-    job = coordinator_of(loaded).engine.jobs()[-1]
+    job = coordinator_of(loaded).jobs()[-1]
     assert response == {"jobs": [{"configuration": "kitchen.yaml", "job_id": job.job_id}]}
     assert job.job_type == "compile"
 
     response = await _call(hass, "upload", {"configuration": "garage.yaml", "port": "192.168.1.20"})
-    job = coordinator_of(loaded).engine.jobs()[-1]
+    job = coordinator_of(loaded).jobs()[-1]
     assert response == {"jobs": [{"configuration": "garage.yaml", "job_id": job.job_id}]}
     assert job.port == "192.168.1.20"
 
     response = await _call(hass, "clean", {"configuration": "garage.yaml"})
-    job = coordinator_of(loaded).engine.jobs()[-1]
+    job = coordinator_of(loaded).jobs()[-1]
     assert response == {"jobs": [{"configuration": "garage.yaml", "job_id": job.job_id}]}
     assert job.job_type == "clean"
     await _finish(hass, loaded, fake)
@@ -142,9 +155,36 @@ async def test_reset_cancel_and_get_jobs(
     )
 
     response = await _call(hass, "reset_build_env")
-    reset = coordinator_of(loaded).engine.get(response["job_id"])
+    reset = coordinator_of(loaded).get_job(response["job_id"])
     assert reset is not None
     assert reset.job_type == "reset_build_env"
+    await _finish(hass, loaded, fake)
+
+
+async def test_cancel_job_and_targets_together(
+    hass: HomeAssistant, loaded: MockConfigEntry, fake: FakeEsphome
+) -> None:
+    """A job id with targets cancels both; a bad target cancels nothing, not even the job."""
+    install = await _call(hass, "install", {"configuration": ["kitchen.yaml", "garage.yaml"]})
+    kitchen, garage = install["jobs"]
+    with pytest.raises(ServiceValidationError) as raised:
+        await _call(
+            hass, "cancel", {"job_id": kitchen["compile_job_id"], "configuration": "nope.yaml"}
+        )
+    assert raised.value.translation_key == "unknown_configuration"
+    assert not any(job.is_terminal for job in coordinator_of(loaded).jobs())
+
+    response = await _call(
+        hass, "cancel", {"job_id": kitchen["compile_job_id"], "configuration": "garage.yaml"}
+    )
+    assert sorted(response["cancelled"]) == sorted(
+        [
+            job_id
+            for chain in (kitchen, garage)
+            for key, job_id in chain.items()
+            if key != "configuration"
+        ]
+    )
     await _finish(hass, loaded, fake)
 
 
@@ -179,7 +219,7 @@ async def test_invalid_input_queues_nothing(
         await _call(hass, service, data)
     assert raised.value.translation_domain == DOMAIN
     assert raised.value.translation_key == key
-    assert coordinator_of(loaded).engine.jobs() == []
+    assert coordinator_of(loaded).jobs() == []
     await _finish(hass, loaded, fake)
 
 
@@ -198,7 +238,7 @@ async def test_engine_failure_is_home_assistant_error(
     hass: HomeAssistant, loaded: MockConfigEntry, fake: FakeEsphome
 ) -> None:
     """An engine error that is not about the input raises a translated HomeAssistantError."""
-    engine = coordinator_of(loaded).engine
+    engine = engine_of(loaded)
     with (
         patch.object(engine, "clean", side_effect=EngineStoppedError("stopped")),
         pytest.raises(HomeAssistantError) as raised,
@@ -221,7 +261,7 @@ async def test_host_configuration_ota_goes_to_loopback(
     await _call(hass, "upload", {"configuration": ["desk.yaml"], "port": "10.0.0.2"})
     uploads = {
         (job.configuration, job.port)
-        for job in coordinator_of(entry).engine.jobs()
+        for job in coordinator_of(entry).jobs()
         if job.job_type == "upload"
     }
     assert uploads == {
@@ -287,10 +327,72 @@ async def test_entry_selection(
     assert raised.value.translation_key == "unknown_device"
 
     for loaded_entry in (entry, other):
-        for job in coordinator_of(loaded_entry).engine.jobs():
+        for job in coordinator_of(loaded_entry).jobs():
             await wait_for_status(hass, loaded_entry, job.job_id, "completed", "failed")
     assert await hass.config_entries.async_unload(other.entry_id)
     with pytest.raises(ServiceValidationError) as raised:
         await _call(hass, "get_jobs", {"config_entry_id": other.entry_id})
     assert raised.value.translation_key == "entry_not_loaded"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("service", "data"),
+    [
+        ("install", {"configuration": "kitchen.yaml"}),
+        ("compile", {"configuration": "kitchen.yaml"}),
+        ("upload", {"configuration": "kitchen.yaml"}),
+        ("clean", {"configuration": "kitchen.yaml"}),
+        ("reset_build_env", {}),
+        ("cancel", {"configuration": "kitchen.yaml"}),
+    ],
+)
+async def test_changing_actions_are_admin_only(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    fake: FakeEsphome,
+    hass_read_only_user: MockUser,
+    hass_admin_user: MockUser,
+    service: str,
+    data: dict[str, Any],
+) -> None:
+    """A user who is not an administrator changes nothing; an administrator gets the answer."""
+    assert not hass_read_only_user.is_admin
+    with pytest.raises(Unauthorized):
+        await _call(hass, service, data, user=hass_read_only_user)
+    assert coordinator_of(loaded).jobs() == []
+
+    response = await _call(hass, service, data, user=hass_admin_user)
+    answers = {"reset_build_env": {"job_id"}, "cancel": {"cancelled"}}
+    assert set(response) == answers.get(service, {"jobs"})
+    await _finish(hass, loaded, fake)
+
+
+async def test_unknown_user_is_refused(
+    hass: HomeAssistant, loaded: MockConfigEntry, fake: FakeEsphome
+) -> None:
+    """A call in the name of a user Home Assistant does not know is refused."""
+    with pytest.raises(UnknownUser):
+        await hass.services.async_call(
+            DOMAIN,
+            "install",
+            {"configuration": "kitchen.yaml"},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id="no-such-user"),
+        )
+    assert coordinator_of(loaded).jobs() == []
+    await _finish(hass, loaded, fake)
+
+
+async def test_get_jobs_is_open_to_every_user(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    fake: FakeEsphome,
+    hass_read_only_user: MockUser,
+) -> None:
+    """get_jobs changes nothing, so any user may read the queue."""
+    await _call(hass, "compile", {"configuration": "kitchen.yaml"})
+    response = await _call(hass, "get_jobs", user=hass_read_only_user)
+    assert [job["configuration"] for job in response["jobs"]] == ["kitchen.yaml"]
+    await _finish(hass, loaded, fake)

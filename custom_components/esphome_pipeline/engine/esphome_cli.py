@@ -1,9 +1,10 @@
 """The ESPHome CLI as the engine sees it: its command line, argv per job, environment, checks.
 
 Owns: turning a job into the real CLI's argv (`compile`, `upload --device`, `clean`,
-`clean-all`), the child environment, validation of configuration names and upload ports,
-finding an installed CLI, and probing it with `version`. Running processes belongs to
-`runner.py`; this module only says what to run.
+`clean-all`), the child environment, finding an installed CLI, and probing it with `version`.
+Running processes belongs to `runner.py`; this module only says what to run. The rules for
+configuration names and upload ports live in `input_rules.py` (imported here under their old
+names too, for callers that import them from this module).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-import ipaddress
 import os
 from pathlib import Path
 import re
@@ -20,11 +20,17 @@ import shutil
 import sys
 from typing import Final, assert_never
 
-from .errors import EngineError, InvalidConfigurationError, InvalidPortError, InvalidRequestError
+from .errors import EngineError, InvalidRequestError, shown
+
+# Re-exported: the engine and the actions import these two from here.
+from .input_rules import (
+    OTA_PORT,
+    validate_configuration_name as validate_configuration_name,  # noqa: PLC0414
+    validate_port as validate_port,  # noqa: PLC0414
+)
 from .models import Job, JobType
 from .runner import JobProcess
 
-DEFAULT_PORT: Final = "OTA"
 VENV_ENV: Final = "ESPHOME_PIPELINE_VENV"
 """Environment variable naming a virtualenv that holds the ESPHome CLI."""
 
@@ -33,15 +39,7 @@ VENV_ENV: Final = "ESPHOME_PIPELINE_VENV"
 # `/opt/esphome` is the usual system-wide install for a dedicated venv.
 KNOWN_VENVS: Final = ("~/.venv-esphome", "/opt/esphome")
 
-CONFIGURATION_NAME_MAX: Final = 255
-PORT_MAX: Final = 255
 _VERSION_RE: Final = re.compile(r"^Version:\s*(\S+)\s*$", re.MULTILINE)
-_HOST_LABEL_RE: Final = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_COM_PORT_RE: Final = re.compile(r"^COM[1-9][0-9]{0,2}$", re.IGNORECASE)
-_URL_PORT_RE: Final = re.compile(
-    r"^(socket|rfc2217)://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$"
-)
-_SERIAL_PATH_RE: Final = re.compile(r"^/dev/[A-Za-z0-9._/+:@-]+$")
 
 
 class EsphomeCliError(EngineError):
@@ -67,7 +65,7 @@ class EsphomeCli:
             words = shlex.split(command_line)
         except ValueError as err:
             raise InvalidRequestError(
-                f"Cannot parse the ESPHome command line {command_line!r}: {err}"
+                f"Cannot parse the ESPHome command line '{shown(command_line)}': {err}"
             ) from err
         if not words:
             raise InvalidRequestError("The ESPHome command line is empty")
@@ -89,7 +87,7 @@ class EsphomeCli:
                     "upload",
                     str(config_dir / job.configuration),
                     "--device",
-                    job.port or DEFAULT_PORT,
+                    job.port or OTA_PORT,
                 ]
             case JobType.CLEAN:
                 return [*self.command, "clean", str(config_dir / job.configuration)]
@@ -122,80 +120,6 @@ class EsphomeCli:
         return env
 
 
-def validate_configuration_name(name: str) -> str:
-    """Return `name` when it is a plain YAML file name in the config folder, else raise.
-
-    A leaf name only: no folders, no hidden files, not `secrets.yaml`, no control characters.
-    """
-    problem: str | None = None
-    if not isinstance(name, str) or not name:
-        problem = "it is empty"
-    elif len(name) > CONFIGURATION_NAME_MAX:
-        problem = "it is too long"
-    elif any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
-        problem = "it contains control characters"
-    elif "/" in name or "\\" in name:
-        problem = "it must be a file name in the configuration folder, not a path"
-    elif name.startswith("."):
-        problem = "hidden files are not configurations"
-    elif not name.lower().endswith((".yaml", ".yml")) or name.rsplit(".", 1)[0] == "":
-        problem = "it must be a .yaml or .yml file"
-    elif name.lower() in {"secrets.yaml", "secrets.yml"}:
-        problem = "secrets.yaml is not a device configuration"
-    if problem is not None:
-        raise InvalidConfigurationError(
-            f"Invalid configuration name {name!r}: {problem}", configuration=str(name)
-        )
-    return name
-
-
-def _is_host_name(value: str) -> bool:
-    host = value.removesuffix(".")
-    if not host or len(host) > 253:
-        return False
-    labels = host.split(".")
-    # A name made only of digits and dots is a malformed IPv4 address, not a host name.
-    if all(label.isdigit() for label in labels):
-        return False
-    return all(_HOST_LABEL_RE.match(label) for label in labels)
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def validate_port(port: str) -> str:
-    """Return the stripped port when it is OTA, a host/IP, a serial device or a serial URL."""
-    value = port.strip() if isinstance(port, str) else ""
-    if value.upper() == DEFAULT_PORT:
-        # "ota" is no host anyone means: it is the OTA keyword typed in lower case.
-        return DEFAULT_PORT
-    valid = False
-    if not value or len(value) > PORT_MAX:
-        valid = False
-    elif value == DEFAULT_PORT or _COM_PORT_RE.match(value):
-        valid = True
-    elif value.startswith("/"):
-        valid = bool(_SERIAL_PATH_RE.match(value)) and ".." not in value.split("/")
-    elif match := _URL_PORT_RE.match(value):
-        host = match["host"]
-        host = host[1:-1] if host.startswith("[") else host
-        valid = (_is_ip(host) or _is_host_name(host)) and 0 < int(match["port"]) < 65536
-    else:
-        valid = _is_ip(value) or _is_host_name(value)
-    if not valid:
-        raise InvalidPortError(
-            f"Invalid upload port {port!r}: use OTA, a host name or IP address, "
-            "a serial device such as /dev/ttyUSB0 or COM3, or socket://host:port",
-            port=str(port),
-        )
-    return value
-
-
 async def probe_version(
     cli: EsphomeCli,
     *,
@@ -207,7 +131,7 @@ async def probe_version(
     Raises EsphomeCliError when the CLI cannot start, times out (its process tree is killed),
     exits non-zero or prints no `Version:` line.
     """
-    command = cli.command_line
+    command = shown(cli.command_line)
     lines: list[str] = []
 
     def collect(text: str, replaces_previous: bool) -> None:
@@ -222,7 +146,7 @@ async def probe_version(
         )
     except OSError as err:
         raise EsphomeCliError(
-            f"Cannot run {command}: {err}", command=command, reason=str(err)
+            f"Cannot run {shown(command)}: {err}", command=command, reason=str(err)
         ) from err
     try:
         async with asyncio.timeout(timeout):

@@ -1,8 +1,10 @@
 """Job events and the subscription hub the engine delivers them through.
 
-Owns: the event type (`JobEvent`), its kinds, and `EventHub`, which calls every subscriber
-synchronously in the event loop. A subscriber that raises is logged and skipped, so a faulty
-listener can never stop a lane or lose another listener's events.
+Owns: the event type (`JobEvent`), its kinds, `EventHub`, which calls every subscriber
+synchronously in the event loop, and `JobReporter`, the executors' `JobSink`: it records what a
+running job reports (output, progress, its process) on the job and announces it. A subscriber
+that raises is logged and skipped, so a faulty listener can never stop a lane or lose another
+listener's events.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 import logging
 
-from .models import Job
+from .models import Job, ProcessRecord
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,3 +74,29 @@ class EventHub:
                     event.kind,
                     event.job.job_id,
                 )
+
+
+class JobReporter:
+    """The `JobSink` of every executor: records what a running job reports and announces it."""
+
+    __slots__ = ("_hub", "_request_save")
+
+    def __init__(self, hub: EventHub, request_save: Callable[[], None]) -> None:
+        """Announce through `hub`; `request_save` when something worth storing changed."""
+        self._hub = hub
+        self._request_save = request_save
+
+    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
+        """Add a line to a job's log and announce it (output alone does not trigger a save)."""
+        job.output.append(line, replace_last=replaces_previous)
+        self._hub.emit(JobEvent(EventKind.OUTPUT, job, line))
+
+    def progress(self, job: Job, value: int) -> None:
+        """Record and announce a job's new, higher progress."""
+        job.progress = value
+        self._hub.emit(JobEvent(EventKind.PROGRESS, job))
+
+    def process_started(self, job: Job, record: ProcessRecord) -> None:
+        """Store the process session of a running job, so a restart can reap leftovers."""
+        job.process = record
+        self._request_save()

@@ -43,13 +43,7 @@ from .fingerprint_cache import (
     default_cache_file,
     stamp_of,
 )
-from .fingerprint_inputs import (
-    MAX_FILES,
-    SECRETS_FILES,
-    InputCollector,
-    Inputs,
-    parse_yaml_bytes,
-)
+from .fingerprint_inputs import MAX_FILES, InputCollector, Inputs, parse_yaml_bytes
 from .fingerprint_yaml import (
     IncludeDirRef,
     IncludeRef,
@@ -59,6 +53,9 @@ from .fingerprint_yaml import (
     load_yaml_text,
     substitute,
 )
+
+# Re-exported under its old home for the diagnostics; defined once in input_rules.
+from .input_rules import SECRETS_FILES
 
 __all__ = [
     "MAX_FILES",

@@ -46,9 +46,9 @@ from .fingerprint_yaml import (
     load_yaml_structure,
     substitute,
 )
+from .input_rules import SECRETS_FILES
 
 MAX_FILES: Final = 4096
-SECRETS_FILES: Final = ("secrets.yaml", "secrets.yml")
 YAML_SUFFIXES: Final = (".yaml", ".yml")
 ESPHOME_DATA_DIR: Final = ".esphome"
 _MAX_PATH_TEXT: Final = 1024

@@ -1,10 +1,10 @@
-"""Lane workers: take a runnable job, run its process, and hand the outcome back.
+"""Lane workers: claim a runnable job, have it run, hand the outcome back.
 
-Owns: `RunningJob` (one claimed job, its process and the request to stop it), `execute`
-(spawn, stream output and progress, decide the outcome), and `lane_worker` (the loop a
-worker task runs). Which job a lane may start, and what happens to the table when a job
-ends, belong to the engine (`queue.py`) through the `LaneHost` protocol: this module never
-touches the job table itself.
+Owns: `RunningJob` (one claimed job, its process and the request to stop it), `Outcome`, and
+`lane_worker` (the loop a worker task runs for one slot, see `state.Slot`). Which job a slot
+may start, how a job runs (skip checks, executors) and what happens to the table when it
+ends belong to the dispatcher and the engine, reached only through the `LaneHost` protocol:
+this module never touches the job table itself.
 
 Workers sleep on an `asyncio.Event` that the engine sets on every change, so a free worker
 claims a job in the loop iteration right after the change that made it runnable (no polling).
@@ -16,13 +16,13 @@ import asyncio
 from dataclasses import dataclass
 from enum import Enum, auto
 import logging
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .exit_record import COMMAND_NOT_STARTED
-from .models import Job, JobStatus, Lane, ProcessRecord
-from .output import ProgressTracker, failure_summary, indicates_failure
-from .runner import JobProcess
+from .models import Job, JobStatus, SkipReason
+
+if TYPE_CHECKING:
+    from .runner import JobProcess
+    from .state import Slot
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class Outcome:
     error: str | None = None
     tree_dead: bool = True
     """False when the process tree could not be confirmed dead (its record is kept)."""
+    skipped: SkipReason | None = None
+    """Set when the job completed without doing its work (a skip check said it was done)."""
 
 
 class RunningJob:
@@ -120,113 +122,35 @@ class RunningJob:
         await asyncio.shield(self.finished)
         return True
 
+    def stopped_outcome(self, *, tree_dead: bool = True, exit_code: int | None = None) -> Outcome:
+        """Return the outcome of a job that was asked to stop (cancelled, or queued again)."""
+        if self.stop_reason is StopReason.SHUTDOWN:
+            return Outcome(status=JobStatus.QUEUED, tree_dead=tree_dead)
+        return Outcome(
+            status=JobStatus.CANCELLED,
+            exit_code=exit_code,
+            error=self.cancel_error,
+            tree_dead=tree_dead,
+        )
+
 
 class LaneHost(Protocol):
-    """What a lane worker needs from the engine."""
+    """What a lane worker needs: the dispatcher."""
 
-    @property
-    def config_dir(self) -> Path:
-        """The folder the CLI runs in."""
+    def claim(self, slot: Slot) -> RunningJob | None:
+        """Mark the next job `slot` may run as running and return it, or None."""
 
-    def claim(self, lane: Lane) -> RunningJob | None:
-        """Mark the next runnable job of `lane` running and return it, or None."""
-
-    def argv(self, job: Job) -> list[str]:
-        """Return the command line that does `job`."""
-
-    def environment(self) -> dict[str, str]:
-        """Return the child environment."""
-
-    def process_started(self, job: Job, record: ProcessRecord) -> None:
-        """Record the process session of a running job (for crash safety)."""
-
-    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
-        """Add a line to a job's log."""
-
-    def progress(self, job: Job, value: int) -> None:
-        """Record a job's new, higher progress."""
+    async def run(self, running: RunningJob, slot: Slot) -> Outcome:
+        """Do the claimed job's work (or decide it is already done) and return the outcome."""
 
     def finish(self, running: RunningJob, outcome: Outcome) -> None:
         """Apply the outcome to the table, release the slot, then announce it."""
 
 
-def _stopped_outcome(running: RunningJob, *, tree_dead: bool, exit_code: int | None) -> Outcome:
-    if running.stop_reason is StopReason.SHUTDOWN:
-        return Outcome(status=JobStatus.QUEUED, tree_dead=tree_dead)
-    return Outcome(
-        status=JobStatus.CANCELLED,
-        exit_code=exit_code,
-        error=running.cancel_error,
-        tree_dead=tree_dead,
-    )
-
-
-async def execute(running: RunningJob, host: LaneHost) -> Outcome:
-    """Run a claimed job's process to its end and return the outcome."""
-    job = running.job
-    if running.stop_requested():
-        running.spawned(None)
-        return _stopped_outcome(running, tree_dead=True, exit_code=None)
-    try:
-        process = await JobProcess.start(
-            host.argv(job), cwd=host.config_dir, env=host.environment()
-        )
-    except OSError as err:
-        running.spawned(None)
-        if running.stop_requested():
-            return _stopped_outcome(running, tree_dead=True, exit_code=None)
-        return Outcome(status=JobStatus.FAILED, error=f"Could not start the ESPHome command: {err}")
-    running.spawned(process)
-    host.process_started(job, process.record)
-    tracker = ProgressTracker()
-
-    def on_line(line: str, replaces_previous: bool) -> None:
-        host.output(job, line, replaces_previous)
-        value = tracker.feed(line)
-        if value is not None:
-            host.progress(job, value)
-
-    try:
-        exit_code = await process.stream(on_line)
-    except BaseException:
-        # The worker itself is being cancelled: never leave the tree running behind it.
-        await asyncio.shield(process.terminate())
-        raise
-    tree_dead = await running.tree_dead()
-    if not tree_dead:
-        # The process ended after all: check again whether anything of its session is left.
-        tree_dead = await process.terminate()
-    if running.stop_requested():
-        # A stop request wins over whatever the process reported while dying.
-        return _stopped_outcome(running, tree_dead=tree_dead, exit_code=exit_code)
-    if exit_code in COMMAND_NOT_STARTED:
-        reason = job.output.lines[-1] if job.output.lines else f"exit code {exit_code}"
-        return Outcome(
-            status=JobStatus.FAILED,
-            exit_code=exit_code,
-            error=f"Could not start the ESPHome command: {reason}",
-        )
-    if exit_code != 0:
-        error = f"ESPHome {job.job_type} failed with exit code {exit_code}"
-        summary = failure_summary(job.output.lines)
-        return Outcome(
-            status=JobStatus.FAILED,
-            exit_code=exit_code,
-            error=error if summary is None else f"{error}: {summary}",
-        )
-    if indicates_failure(job.output.lines):
-        return Outcome(
-            status=JobStatus.FAILED,
-            exit_code=exit_code,
-            error=f"ESPHome {job.job_type} exited with 0 but its output shows an error",
-        )
-    return Outcome(status=JobStatus.COMPLETED, exit_code=exit_code)
-
-
-async def lane_worker(lane: Lane, host: LaneHost, wakeup: asyncio.Event) -> None:
-    """Run jobs of `lane` one after another until cancelled."""
+async def lane_worker(slot: Slot, host: LaneHost, wakeup: asyncio.Event) -> None:
+    """Run the jobs `slot` may take, one after another, until cancelled."""
     while True:
-        running = host.claim(lane)
+        running = host.claim(slot)
         if running is None:
             # No await between the failed claim and clear(): a change made after this point
             # sets the event again, so no wake-up is ever lost.
@@ -234,14 +158,14 @@ async def lane_worker(lane: Lane, host: LaneHost, wakeup: asyncio.Event) -> None
             await wakeup.wait()
             continue
         try:
-            outcome = await execute(running, host)
+            outcome = await host.run(running, slot)
         except Exception as err:
             # A bug must not kill the lane: the job fails (or ends cancelled if asked to).
             _LOGGER.exception("Job %s crashed", running.job.job_id)
             running.spawned(None)
             outcome = (
-                _stopped_outcome(running, tree_dead=True, exit_code=None)
-                if running.stop_reason is not None
+                running.stopped_outcome()
+                if running.stop_requested()
                 else Outcome(status=JobStatus.FAILED, error=f"Internal error: {err!r}")
             )
         host.finish(running, outcome)

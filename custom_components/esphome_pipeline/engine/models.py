@@ -1,8 +1,16 @@
-"""Job data: the public job model of the contract and its JSON form. Data only, no behaviour."""
+"""Job data: the public job model of the contract and its JSON form. Data only, no behaviour.
+
+Reading the JSON form back (`Job.from_dict`) trusts nothing: a stored file may have been
+damaged or edited. Every field must have its documented type (missing optional fields take
+their defaults, unknown keys are ignored); anything else raises `StoredJobError`, the only
+error the `from_dict` family raises, whose `reason` names the field but never its value, so
+reasons of many entries group into one report.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,6 +19,17 @@ from typing import Any, Final
 
 OUTPUT_LINE_LIMIT: Final = 2000
 """Lines of output kept in memory per job; older lines are counted as elided."""
+JOB_ID_MAX: Final = 64
+"""The longest job id a stored entry may carry (new ids are 12 characters)."""
+
+
+class StoredJobError(ValueError):
+    """A stored entry is not a usable job; `reason` says why, without echoing any value."""
+
+    def __init__(self, reason: str) -> None:
+        """Keep the reason (a short phrase such as "'status' is not a job status")."""
+        super().__init__(reason)
+        self.reason = reason
 
 
 class JobType(StrEnum):
@@ -98,11 +117,22 @@ class JobOutput:
         return {"lines": list(self.lines), "elided": self.elided}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobOutput:
-        """Build from the JSON form."""
+    def from_dict(cls, data: object) -> JobOutput:
+        """Build from the JSON form (None is an empty log); raises StoredJobError."""
         output = cls()
-        output.lines.extend(str(line) for line in data.get("lines", []))
-        output.elided = int(data.get("elided", 0))
+        if data is None:
+            return output
+        if not isinstance(data, Mapping):
+            raise StoredJobError("'output' is not an object")
+        lines = data.get("lines")
+        if lines is None:
+            lines = []
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise StoredJobError("'output.lines' is not a list of text")
+        elided = _optional_int(data, "elided", "output.elided", minimum=0) or 0
+        # More lines than the limit cannot come from us; keep the newest, count the rest.
+        output.elided = elided + max(len(lines) - OUTPUT_LINE_LIMIT, 0)
+        output.lines.extend(lines[-OUTPUT_LINE_LIMIT:])
         return output
 
 
@@ -175,32 +205,38 @@ class Job:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Job:
-        """Build from the JSON form; raises KeyError, TypeError or ValueError when malformed."""
-        skipped = data.get("skipped")
-        process = data.get("process")
+    def from_dict(cls, data: object) -> Job:
+        """Build from the JSON form; raises StoredJobError (only) when it is not a usable job.
+
+        Checked here: the shape and type of every field, enum values, job ids (1 to
+        `JOB_ID_MAX` printable characters), progress 0-100, timestamps in ISO 8601. The rules
+        that need the rest of the engine (configuration names, lanes, ports, prerequisites)
+        are applied by `persistence.restore`.
+        """
+        if not isinstance(data, Mapping):
+            raise StoredJobError("not an object")
         return cls(
-            job_id=str(data["job_id"]),
-            configuration=str(data["configuration"]),
-            job_type=JobType(data["job_type"]),
-            status=JobStatus(data["status"]),
-            lane=Lane(data["lane"]),
-            depends_on=_optional_str(data.get("depends_on")),
-            held=bool(data.get("held", False)),
-            source=JobSource(data.get("source", JobSource.LOCAL)),
-            peer=_optional_str(data.get("peer")),
-            port=_optional_str(data.get("port")),
-            progress=_optional_int(data.get("progress")),
-            skipped=None if skipped is None else SkipReason(skipped),
-            exit_code=_optional_int(data.get("exit_code")),
-            error=_optional_str(data.get("error")),
-            created_at=str(data["created_at"]),
-            started_at=_optional_str(data.get("started_at")),
-            finished_at=_optional_str(data.get("finished_at")),
-            force=bool(data.get("force", False)),
-            fingerprint=_optional_str(data.get("fingerprint")),
-            process=None if process is None else ProcessRecord.from_dict(process),
-            output=JobOutput.from_dict(data.get("output") or {}),
+            job_id=_job_id(data, "job_id", required=True) or "",
+            configuration=_text(data, "configuration", required=True) or "",
+            job_type=_member(data, "job_type", JobType, "job type"),
+            status=_member(data, "status", JobStatus, "job status"),
+            lane=_member(data, "lane", Lane, "lane"),
+            depends_on=_job_id(data, "depends_on"),
+            held=_flag(data, "held"),
+            source=_member(data, "source", JobSource, "job source", default=JobSource.LOCAL),
+            peer=_text(data, "peer"),
+            port=_text(data, "port"),
+            progress=_optional_int(data, "progress", minimum=0, maximum=100),
+            skipped=_optional_member(data, "skipped", SkipReason, "skip reason"),
+            exit_code=_optional_int(data, "exit_code"),
+            error=_text(data, "error"),
+            created_at=_timestamp(data, "created_at", required=True) or "",
+            started_at=_timestamp(data, "started_at"),
+            finished_at=_timestamp(data, "finished_at"),
+            force=_flag(data, "force"),
+            fingerprint=_text(data, "fingerprint"),
+            process=_process(data),
+            output=JobOutput.from_dict(data.get("output")),
         )
 
 
@@ -219,9 +255,18 @@ class ProcessRecord:
         return {"pid": self.pid, "start_time": self.start_time}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProcessRecord:
-        """Build from the JSON form."""
-        return cls(pid=int(data["pid"]), start_time=int(data["start_time"]))
+    def from_dict(cls, data: object) -> ProcessRecord:
+        """Build from the JSON form; raises StoredJobError when malformed.
+
+        Only the shape is checked here; whether the values are sane is the reaper's call.
+        """
+        if not isinstance(data, Mapping):
+            raise StoredJobError("'process' is not an object")
+        pid = _optional_int(data, "pid", "process.pid")
+        start_time = _optional_int(data, "start_time", "process.start_time")
+        if pid is None or start_time is None:
+            raise StoredJobError("'process' lacks its pid or start time")
+        return cls(pid=pid, start_time=start_time)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -238,9 +283,110 @@ class QueueStatus:
         return not self.compile_running and not self.upload_running and self.queue_depth == 0
 
 
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def recorded_process(entry: object) -> tuple[str, ProcessRecord] | None:
+    """Return the job id and process record a stored entry names, or None.
+
+    Tolerant on purpose: an entry too damaged to restore may still name a process that is
+    running (and must be reaped), so only the id and the record must be readable.
+    """
+    if not isinstance(entry, Mapping):
+        return None
+    try:
+        job_id = _job_id(entry, "job_id", required=True)
+        process = _process(entry)
+    except StoredJobError:
+        return None
+    return None if job_id is None or process is None else (job_id, process)
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+# Parsing helpers of the JSON form: each takes the entry and a key, returns the typed value or
+# raises StoredJobError naming the key. A missing key and null mean the same: not given.
+
+
+def _given(data: Mapping[Any, Any], key: str, *, required: bool) -> Any:
+    value = data.get(key)
+    if value is None and required:
+        raise StoredJobError(f"'{key}' is missing")
+    return value
+
+
+def _text(data: Mapping[Any, Any], key: str, *, required: bool = False) -> str | None:
+    value = _given(data, key, required=required)
+    if value is not None and not isinstance(value, str):
+        raise StoredJobError(f"'{key}' is not text")
+    return value
+
+
+def _job_id(data: Mapping[Any, Any], key: str, *, required: bool = False) -> str | None:
+    value = _text(data, key, required=required)
+    if value is not None and not (0 < len(value) <= JOB_ID_MAX and value.isprintable()):
+        raise StoredJobError(f"'{key}' is not a job id")
+    return value
+
+
+def _timestamp(data: Mapping[Any, Any], key: str, *, required: bool = False) -> str | None:
+    value = _text(data, key, required=required)
+    if value is not None:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise StoredJobError(f"'{key}' is not an ISO 8601 time") from None
+    return value
+
+
+def _process(data: Mapping[Any, Any]) -> ProcessRecord | None:
+    value = data.get("process")
+    return None if value is None else ProcessRecord.from_dict(value)
+
+
+def _flag(data: Mapping[Any, Any], key: str) -> bool:
+    value = data.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise StoredJobError(f"'{key}' is not true or false")
+    return value
+
+
+def _optional_int(
+    data: Mapping[Any, Any],
+    key: str,
+    label: str | None = None,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    # bool is an int subclass, but `true` is no number.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise StoredJobError(f"'{label or key}' is not a whole number")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise StoredJobError(f"'{label or key}' is out of range")
+    return value
+
+
+def _optional_member[E: StrEnum](
+    data: Mapping[Any, Any], key: str, enum: type[E], what: str
+) -> E | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    raise StoredJobError(f"'{key}' is not a {what}")
+
+
+def _member[E: StrEnum](
+    data: Mapping[Any, Any], key: str, enum: type[E], what: str, *, default: E | None = None
+) -> E:
+    member = _optional_member(data, key, enum, what)
+    if member is not None:
+        return member
+    if default is None:
+        raise StoredJobError(f"'{key}' is missing")
+    return default

@@ -1,8 +1,12 @@
 """Persistence of the job table: the store interface, a JSON file store, restore and pruning.
 
-Owns: `JobStore` (load all / save all, atomic), `FileJobStore` for use outside Home Assistant,
+Owns: `JobStore` (load all / save all, atomic) and the layout of what it holds (`stored_state`,
+`split_stored`), `FileJobStore` for use outside Home Assistant,
 the stored form of a job (`stored_form`: what is written, and what the in-memory state is
 compared with), the restore rules applied on start (`restore`), and history pruning (`prune`).
+
+Restore trusts nothing it reads: whatever the store holds (any JSON, of any shape), it returns
+the usable jobs and drops the rest, counted by reason (`DroppedJobs`), with one warning.
 
 Stored output is bounded: an active job keeps its whole in-memory log (at most 2,000 lines),
 a finished job keeps its last `STORED_TERMINAL_LINES` lines, the rest counted as elided.
@@ -20,8 +24,18 @@ from pathlib import Path
 import tempfile
 from typing import Any, Final, Protocol
 
-from .models import Job, JobStatus, JobType, ProcessRecord
-from .state import JobTable, Prerequisite, prerequisite_error, prerequisite_state
+from .errors import InvalidRequestError
+from .input_rules import is_configuration_file_name, validate_port
+from .models import (
+    Job,
+    JobStatus,
+    JobType,
+    Lane,
+    ProcessRecord,
+    StoredJobError,
+    recorded_process,
+)
+from .state import JobTable, Prerequisite, lane_for, prerequisite_error, prerequisite_state
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,14 +48,37 @@ COMPLETED_AWAY_MARKER: Final = "â€” completed while the engine was not running â
 FILE_FORMAT_VERSION: Final = 1
 
 
+JOBS_KEY: Final = "jobs"
+BUILDS_KEY: Final = "builds"
+
+
 class JobStore(Protocol):
-    """Where the job table lives between runs."""
+    """Where the engine's state lives between runs: the job table and the build records."""
 
-    async def load(self) -> list[dict[str, Any]] | None:
-        """Return the stored jobs (JSON form, creation order), or None if nothing is stored."""
+    async def load(self) -> Any:
+        """Return what `save` last stored, or None if nothing is stored.
 
-    async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Replace the stored jobs with `jobs`: all or nothing."""
+        The engine reads it with `split_stored`, which tolerates any shape.
+        """
+
+    async def save(self, state: dict[str, Any]) -> None:
+        """Replace the stored state with `state` (`stored_state`'s layout): all or nothing."""
+
+
+def stored_state(jobs: Any, builds: Any) -> dict[str, Any]:
+    """Return the document a `JobStore` saves: the stored jobs and the build records."""
+    return {JOBS_KEY: jobs, BUILDS_KEY: builds}
+
+
+def split_stored(stored: Any) -> tuple[Any, Any]:
+    """Return (job entries, build records) of what a store loaded, whatever its shape.
+
+    A bare list is the first layout (jobs only). The job entries are passed on as stored:
+    `restore` judges them and reports what it cannot use (a missing document gives None).
+    """
+    if isinstance(stored, Mapping):
+        return stored.get(JOBS_KEY), stored.get(BUILDS_KEY)
+    return stored, None
 
 
 class FileJobStore:
@@ -51,15 +88,15 @@ class FileJobStore:
         """Store in `path`; its folder is created on the first save."""
         self.path = path
 
-    async def load(self) -> list[dict[str, Any]] | None:
+    async def load(self) -> dict[str, Any] | None:
         """Read the file in an executor; a missing or unreadable file gives None (logged)."""
         return await asyncio.get_running_loop().run_in_executor(None, self._read)
 
-    async def save(self, jobs: list[dict[str, Any]]) -> None:
-        """Encode and write the file in an executor (`jobs` must not change meanwhile)."""
-        await asyncio.get_running_loop().run_in_executor(None, self._write, jobs)
+    async def save(self, state: dict[str, Any]) -> None:
+        """Encode and write the file in an executor (`state` must not change meanwhile)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._write, state)
 
-    def _read(self) -> list[dict[str, Any]] | None:
+    def _read(self) -> dict[str, Any] | None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -69,14 +106,13 @@ class FileJobStore:
         except ValueError as err:
             _LOGGER.warning("Ignoring the unreadable job file %s: %s", self.path, err)
             return None
-        jobs = data.get("jobs") if isinstance(data, dict) else None
-        if not isinstance(jobs, list):
+        if not isinstance(data, dict) or not isinstance(data.get(JOBS_KEY), list):
             _LOGGER.warning("Ignoring the job file %s: it holds no job list", self.path)
             return None
-        return jobs
+        return stored_state(data[JOBS_KEY], data.get(BUILDS_KEY))
 
-    def _write(self, jobs: list[dict[str, Any]]) -> None:
-        text = json.dumps({"version": FILE_FORMAT_VERSION, "jobs": jobs}, ensure_ascii=False)
+    def _write(self, state: dict[str, Any]) -> None:
+        text = json.dumps({"version": FILE_FORMAT_VERSION, **state}, ensure_ascii=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
@@ -105,66 +141,99 @@ def stored_form(job: Job) -> dict[str, Any]:
     return data
 
 
+@dataclass(slots=True)
+class DroppedJobs:
+    """Stored entries `restore` could not use: how many, and why (reason: count)."""
+
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Each reason is a short phrase without any stored value, so equal damage groups."""
+
+    @property
+    def count(self) -> int:
+        """Return how many entries were dropped."""
+        return sum(self.reasons.values())
+
+    def add(self, reason: str) -> None:
+        """Count one more entry dropped for `reason`."""
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def summary(self) -> str:
+        """Return the reasons in one line, the most frequent first: `'lane' is missing (2); ...`."""
+        ordered = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))
+        return "; ".join(f"{reason} ({count})" for reason, count in ordered)
+
+
+NOT_A_LIST: Final = "the stored jobs are not a list"
+
+
 @dataclass(kw_only=True, slots=True)
 class Restored:
-    """The outcome of `restore`: the jobs to keep and the process sessions to reap first."""
+    """The outcome of `restore`: the jobs to keep, the sessions to reap first, what was dropped."""
 
     jobs: list[Job] = field(default_factory=list)
     leftovers: dict[str, ProcessRecord] = field(default_factory=dict)
-    """Process sessions recorded by the jobs (by job id) that may still be running."""
+    """Process sessions recorded by stored entries (by job id) that may still be running:
+    every one `recorded_sessions` finds, including those of entries that were dropped."""
+    dropped: DroppedJobs = field(default_factory=DroppedJobs)
+    """Entries that were not usable jobs (the Home Assistant layer raises a repair issue)."""
 
 
-def recorded_sessions(entries: Iterable[Any]) -> dict[str, ProcessRecord]:
+def recorded_sessions(entries: object) -> dict[str, ProcessRecord]:
     """Return the process sessions stored jobs recorded (by job id): leftovers to reap first.
 
-    Tolerant: entries that are not valid jobs are ignored here (`restore` reports them).
+    Tolerant: `entries` may be anything; an entry counts when its job id and process record
+    can be read, even if the rest of it is too damaged to restore (its process may still run).
+    The first record of an id wins.
     """
     sessions: dict[str, ProcessRecord] = {}
+    if not isinstance(entries, list):
+        return sessions
     for entry in entries:
-        try:
-            job = Job.from_dict(entry)
-        except (AttributeError, KeyError, TypeError, ValueError):
-            continue
-        if job.process is not None:
-            sessions.setdefault(job.job_id, job.process)
+        found = recorded_process(entry)
+        if found is not None:
+            sessions.setdefault(*found)
     return sessions
 
 
 def restore(
-    entries: Iterable[Any],
+    entries: object,
     *,
     finished_at: str,
     exit_codes: Mapping[str, int] | None = None,
 ) -> Restored:
-    """Rebuild the job table from stored entries, in two passes.
+    """Rebuild the job table from stored entries, in two passes. Never raises on their content.
 
-    Pass 1: parse each entry (a corrupt one is skipped with a warning). A job that was running
-    and whose process completed on its own meanwhile (exit status 0 in `exit_codes`) ends
-    completed, so it never runs twice; any other job that was running goes back to queued,
-    keeping its log plus `RESTART_MARKER`. Every recorded process session becomes a
-    leftover to reap before anything runs again.
-    Pass 2: a queued job whose prerequisite is still active is held; one whose prerequisite
-    completed is released; one whose prerequisite is missing, failed or cancelled is cancelled
-    with an error (stamped `finished_at`).
+    `entries` is what the store held: normally a list of stored jobs, but anything is accepted.
+    Pass 1: parse each entry; one that is not a usable job (see `Job.from_dict`, and
+    `_usable`: a configuration file name, a lane that fits its type, a valid upload port, a
+    unique id) is dropped and counted in `dropped`. A job that was running and whose process
+    completed on its own meanwhile (exit status 0 in `exit_codes`) ends completed, so it never
+    runs twice; any other job that was running goes back to queued, keeping its log plus
+    `RESTART_MARKER`. Every recorded process session becomes a leftover to reap before
+    anything runs again.
+    Pass 2, in creation order: a queued job whose prerequisite is still active is held (only
+    uploads are ever held); one whose prerequisite completed is released; one whose
+    prerequisite is missing, failed, cancelled, or not older than itself (a stored prerequisite
+    always comes first) is cancelled with an error (stamped `finished_at`).
+    One warning names how many entries were dropped and why.
     """
     restored = Restored()
+    if entries is None:
+        entries = []
+    elif not isinstance(entries, list):
+        restored.dropped.add(NOT_A_LIST)
+        entries = []
+    restored.leftovers = recorded_sessions(entries)
     seen: set[str] = set()
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            _LOGGER.warning("Skipping stored job #%d: not an object", index)
-            continue
+    for entry in entries:
         try:
             job = Job.from_dict(entry)
-        except (KeyError, TypeError, ValueError) as err:
-            _LOGGER.warning("Skipping stored job #%d: it is not a valid job (%s)", index, err)
-            continue
-        if job.job_id in seen:
-            _LOGGER.warning("Skipping stored job #%d: duplicate job id %s", index, job.job_id)
+            _usable(job, seen)
+        except StoredJobError as err:
+            restored.dropped.add(err.reason)
             continue
         seen.add(job.job_id)
-        if job.process is not None:
-            restored.leftovers[job.job_id] = job.process
-            job.process = None
+        job.process = None
         if job.status is JobStatus.RUNNING:
             # Only a clean exit counts: a leftover that failed may have died of the engine's
             # death itself (its output pipe broke), so the job runs again.
@@ -176,23 +245,58 @@ def restore(
                 job.progress = None
                 job.output.append(RESTART_MARKER)
         restored.jobs.append(job)
-
-    table = JobTable(restored.jobs)
-    for job in restored.jobs:
-        if job.status is not JobStatus.QUEUED:
-            continue
-        state = prerequisite_state(job, table)
-        if state is Prerequisite.BROKEN:
-            job.status = JobStatus.CANCELLED
-            job.held = False
-            job.error = prerequisite_error(job, table)
-            job.finished_at = finished_at
-        elif job.job_type is JobType.UPLOAD:
-            job.held = state is Prerequisite.PENDING
-        else:
-            # Only uploads are ever held (a reset is held only while it is being placed).
-            job.held = False
+    _settle_prerequisites(restored.jobs, finished_at)
+    if restored.dropped.count:
+        _LOGGER.warning(
+            "Dropped %d stored job entries that are not usable jobs: %s",
+            restored.dropped.count,
+            restored.dropped.summary(),
+        )
     return restored
+
+
+def _usable(job: Job, seen: set[str]) -> None:
+    """Raise StoredJobError unless `job` obeys the rules a parsed job alone cannot show."""
+    if job.job_id in seen:
+        raise StoredJobError("duplicate job id")
+    if job.job_type is JobType.RESET_BUILD_ENV:
+        if job.configuration:
+            raise StoredJobError("a reset names a configuration")
+    elif not is_configuration_file_name(job.configuration):
+        raise StoredJobError("'configuration' is not a configuration file name")
+    # A compile may also have been claimed by a build peer (the remote lane).
+    if job.lane is not lane_for(job.job_type) and not (
+        job.job_type is JobType.COMPILE and job.lane is Lane.REMOTE
+    ):
+        raise StoredJobError("'lane' does not fit the job type")
+    if job.job_type is JobType.UPLOAD and job.port is not None:
+        try:
+            valid = validate_port(job.port) == job.port
+        except InvalidRequestError:
+            valid = False
+        if not valid:
+            raise StoredJobError("'port' is not a valid upload port")
+
+
+def _settle_prerequisites(jobs: list[Job], finished_at: str) -> None:
+    """Pass 2 of `restore`: hold, release or cancel queued jobs by their prerequisite."""
+    # The table grows in creation order, so a prerequisite must be older than its dependent:
+    # no cycle can keep jobs waiting for each other forever.
+    table = JobTable()
+    for job in jobs:
+        if job.status is JobStatus.QUEUED:
+            state = prerequisite_state(job, table)
+            if state is Prerequisite.BROKEN:
+                job.status = JobStatus.CANCELLED
+                job.held = False
+                job.error = prerequisite_error(job, table)
+                job.finished_at = finished_at
+            else:
+                # Only uploads are ever held (a reset is held only while it is being placed).
+                job.held = job.job_type is JobType.UPLOAD and state is Prerequisite.PENDING
+        else:
+            job.held = False
+        table.add(job)
 
 
 def prune(jobs: Iterable[Job], history_limit: int) -> list[Job]:

@@ -1,8 +1,8 @@
 """The two skip checks the dispatcher runs between claiming a job and running it.
 
 Owns the decisions "this compile is not needed" and "this device already runs this build",
-shaped for the engine's skip seam: `async def __call__(job, build) -> SkipReason | None`, where
-`build` is the configuration's last successful build record. Each check answers None (run the
+the engine's `SkipCheck`s (`skip.py`): `async def __call__(job, build) -> SkipReason | None`,
+where `build` is the configuration's last successful `BuildRecord`. Each check answers None (run the
 job) whenever it is unsure: a false skip is a bug, a false run only costs time.
 
 - `BuildIsCurrent` (compile jobs): the job's fingerprint equals the last build's, the
@@ -24,7 +24,6 @@ from datetime import datetime
 from functools import partial
 import logging
 from pathlib import Path
-from typing import Protocol
 
 from .device.build_records import (
     ApiEndpoint,
@@ -37,6 +36,7 @@ from .device.native_api import DeviceTruth, device_truth
 from .device.serial import SerialDeviceError, SerialFlasher
 from .fingerprint import Fingerprinter, NodeInfo
 from .models import Job, JobType, SkipReason
+from .skip import BuildRecord
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,22 +48,6 @@ NodeReader = Callable[[str], Awaitable[NodeInfo | None]]
 DeviceAsker = Callable[[ApiEndpoint, BuildIdentity], Awaitable[DeviceTruth]]
 SerialFactory = Callable[[str], SerialFlasher]
 VerdictListener = Callable[[Job, str], None]
-
-
-class BuildLike(Protocol):
-    """The last successful build of a configuration, as the engine records it."""
-
-    @property
-    def configuration(self) -> str:
-        """The YAML file name."""
-
-    @property
-    def fingerprint(self) -> str | None:
-        """The fingerprint the build was made from."""
-
-    @property
-    def finished_at(self) -> str:
-        """When the build finished (ISO 8601 UTC)."""
 
 
 def is_serial_port(port: str | None) -> bool:
@@ -89,7 +73,7 @@ class BuildIsCurrent:
         self._data_dir = data_dir
         self._read_node = read_node
 
-    async def __call__(self, job: Job, build: BuildLike | None) -> SkipReason | None:
+    async def __call__(self, job: Job, build: BuildRecord | None) -> SkipReason | None:
         """`SkipReason.UNCHANGED` when nothing changed since `build`, else None."""
         if (
             job.job_type is not JobType.COMPILE
@@ -112,7 +96,7 @@ class BuildIsCurrent:
             return None
         return SkipReason.UNCHANGED
 
-    def _outputs_unchanged(self, configuration: str, build: BuildLike) -> bool:
+    def _outputs_unchanged(self, configuration: str, build: BuildRecord) -> bool:
         """Blocking: the firmware and build_info.json exist and predate the build's end."""
         identity = read_build_identity(self._data_dir, configuration)
         if identity is None or identity.firmware is None:
@@ -142,7 +126,7 @@ class DeviceRunsBuild:
         self._serial_flasher = serial_flasher
         self._on_verdict = on_verdict
 
-    async def __call__(self, job: Job, build: BuildLike | None) -> SkipReason | None:
+    async def __call__(self, job: Job, build: BuildRecord | None) -> SkipReason | None:
         """`SkipReason.DEVICE_CURRENT` when the device runs the build, else None."""
         if job.job_type is not JobType.UPLOAD:
             return None

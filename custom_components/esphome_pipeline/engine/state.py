@@ -7,6 +7,10 @@ without processes and the engine applies them with no `await` in between.
 
 Rules, in words:
 - compile, clean and reset run on the compile lane; uploads run on the upload lane.
+- The compile lane has more than one kind of slot: this machine's compile workers, and one
+  slot per build peer. A peer's slot takes only compiles, one at a time; a compile it takes
+  runs on lane `remote` (source `remote`, `peer` its label) and counts against that peer
+  alone. Cleans and resets always run on this machine.
 - Two processes never work on the same configuration at once, whatever their lanes: a job
   waits while another job of its configuration runs (for example the superseded one, while
   it is being terminated).
@@ -20,13 +24,14 @@ Rules, in words:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
-from .models import Job, JobStatus, JobType, Lane
+from .input_rules import OTA_PORT
+from .models import Job, JobStatus, JobType, Lane, QueueStatus
 
-OTA_PORT: Final = "OTA"
 PREREQUISITE_INCOMPLETE: Final = "prerequisite did not complete"
 """The phrase every cascade-cancel error contains (users and tests look for it)."""
 
@@ -39,8 +44,27 @@ _LANE_BY_TYPE: Final[dict[JobType, Lane]] = {
 
 
 def lane_for(job_type: JobType) -> Lane:
-    """Return the lane a job of this type runs on (the only routing rule)."""
+    """Return the lane a job of this type is queued on (the only routing rule)."""
     return _LANE_BY_TYPE[job_type]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A lane worker's place: the lane it serves and whose machine does the work."""
+
+    lane: Lane
+    """`Lane.COMPILE` or `Lane.UPLOAD` (a peer's slot serves the compile lane)."""
+    peer: str | None = None
+    """None: this machine; else the label of the build peer that compiles."""
+
+    @property
+    def runs_on(self) -> Lane:
+        """Return the lane a job shows while this slot runs it."""
+        return Lane.REMOTE if self.peer is not None else self.lane
+
+
+LOCAL_COMPILE_SLOT: Final = Slot(Lane.COMPILE)
+UPLOAD_SLOT: Final = Slot(Lane.UPLOAD)
 
 
 class Prerequisite(Enum):
@@ -89,6 +113,20 @@ class JobTable:
         """Forget a job (pruning, or a reset that could not be placed)."""
         self._jobs.pop(job_id, None)
 
+    def select(
+        self,
+        *,
+        statuses: Collection[JobStatus] | None = None,
+        configurations: Collection[str] | None = None,
+    ) -> list[Job]:
+        """Return the jobs (oldest first) with these statuses and configurations (None: any)."""
+        return [
+            job
+            for job in self._jobs.values()
+            if (statuses is None or job.status in statuses)
+            and (configurations is None or job.configuration in configurations)
+        ]
+
     def active(self) -> list[Job]:
         """Return the queued and running jobs, oldest first."""
         return [job for job in self._jobs.values() if job.status.is_active]
@@ -112,6 +150,15 @@ class JobTable:
     def dependents(self, job_id: str) -> list[Job]:
         """Return the jobs that depend on `job_id`."""
         return [job for job in self._jobs.values() if job.depends_on == job_id]
+
+
+def queue_status(table: JobTable) -> QueueStatus:
+    """Return what runs on this machine's lanes and how many jobs wait."""
+    return QueueStatus(
+        compile_running=tuple(job.job_id for job in table.running(Lane.COMPILE)),
+        upload_running=tuple(job.job_id for job in table.running(Lane.UPLOAD)),
+        queue_depth=sum(1 for job in table if job.status is JobStatus.QUEUED),
+    )
 
 
 def prerequisite_state(job: Job, table: JobTable) -> Prerequisite:
@@ -204,6 +251,36 @@ def _configuration_busy(job: Job, running: list[Job]) -> bool:
     return bool(job.configuration) and any(
         other.configuration == job.configuration for other in running
     )
+
+
+def next_job(table: JobTable, slot: Slot, capacity: int) -> Job | None:
+    """Return the queued job a free worker of `slot` may start now, or None.
+
+    `capacity` is how many jobs that kind of slot may run at once (the compile workers, the
+    upload slots, or 1 for a build peer).
+    """
+    if slot.lane is Lane.UPLOAD:
+        return next_upload_job(table, capacity)
+    if slot.peer is None:
+        return next_compile_lane_job(table, capacity)
+    return next_peer_job(table, slot.peer, capacity)
+
+
+def next_peer_job(table: JobTable, peer: str, capacity: int) -> Job | None:
+    """Return the queued compile a free slot of build peer `peer` may start now, or None."""
+    running = table.running()
+    if any(job.job_type is JobType.RESET_BUILD_ENV for job in running):
+        return None
+    if len([job for job in running if job.lane is Lane.REMOTE and job.peer == peer]) >= capacity:
+        return None
+    for job in table.queued(Lane.COMPILE):
+        if job.job_type is JobType.RESET_BUILD_ENV:
+            # The barrier holds for peers too: nothing queued behind a reset overtakes it.
+            return None
+        if job.job_type is not JobType.COMPILE or job.held or _configuration_busy(job, running):
+            continue
+        return job
+    return None
 
 
 def next_compile_lane_job(table: JobTable, capacity: int) -> Job | None:
