@@ -17,7 +17,13 @@ from custom_components.esphome_pipeline.engine.device.build_records import (
 )
 from custom_components.esphome_pipeline.engine.device.native_api import DeviceTruth, Verdict
 from custom_components.esphome_pipeline.engine.fingerprint import Fingerprinter, NodeInfo
-from custom_components.esphome_pipeline.engine.models import Job, JobType, Lane, SkipReason
+from custom_components.esphome_pipeline.engine.models import (
+    Job,
+    JobStatus,
+    JobType,
+    Lane,
+    SkipReason,
+)
 from custom_components.esphome_pipeline.engine.skip import BuildRecord
 from custom_components.esphome_pipeline.engine.skip_checks import (
     BuildIsCurrent,
@@ -25,7 +31,9 @@ from custom_components.esphome_pipeline.engine.skip_checks import (
     fingerprint_reader,
     is_serial_port,
 )
+from tests.engine.conftest import EngineFactory, wait_for_status
 from tests.engine.test_device_serial import partition_table
+from tests.fakes import FakeEsphome
 from tests.fakes.esp_loader import EspLoaderEmulator
 
 FINGERPRINT = "0123456789ab"
@@ -254,3 +262,38 @@ async def test_device_runs_build_over_serial(tmp_path: Path, emulator: EspLoader
     await asyncio.to_thread((envs / "firmware.bin").unlink)
     assert await check(upload, None) is None
     assert heard[-1].startswith("the device's flash could not be compared")
+
+
+async def test_build_is_current_in_the_engine(
+    fake: FakeEsphome, make_engine: EngineFactory
+) -> None:
+    """Wired into the engine with the fake CLI: an unchanged compile starts no process; an
+    edit, or `force`, compiles again."""
+    fake.add_config("a")
+    fingerprinter = Fingerprinter(fake.config_dir, esphome_version="2026.10.0", cache_file=None)
+    read = fingerprint_reader(fingerprinter)
+    check = BuildIsCurrent(fake.config_dir / ".esphome", read)
+    engine = await make_engine(skip_checks=[check])
+
+    async def compile_now(*, force: bool = False) -> Job:
+        node = await read("a.yaml")
+        assert node is not None
+        [compiled] = await engine.compile(
+            ["a.yaml"], force=force, fingerprints={"a.yaml": node.fingerprint}
+        )
+        await wait_for_status(engine, compiled.job_id, JobStatus.COMPLETED)
+        return compiled
+
+    first = await compile_now()
+    assert first.skipped is None
+    assert len(fake.calls("start", subcommand="compile")) == 1
+    second = await compile_now()
+    assert second.skipped is SkipReason.UNCHANGED
+    assert len(fake.calls("start", subcommand="compile")) == 1  # no process
+
+    await asyncio.to_thread(fake.add_config, "a", extra="logger:\n")
+    edited = await compile_now()
+    assert edited.skipped is None
+    forced = await compile_now(force=True)
+    assert forced.skipped is None
+    assert len(fake.calls("start", subcommand="compile")) == 3
