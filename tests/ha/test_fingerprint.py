@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from custom_components.esphome_pipeline.engine import (
+    fingerprint,
+    fingerprint_cache,
+    fingerprint_inputs,
+)
 from custom_components.esphome_pipeline.engine.fingerprint import (
     MAX_FILES,
     ConfigurationReadError,
@@ -249,31 +255,50 @@ def test_fingerprint_secret_beside_including_file(tmp_path: Path) -> None:
     assert _fingerprint(tmp_path) != first
 
 
-def test_fingerprint_file_limit(tmp_path: Path) -> None:
-    """At most MAX_FILES files are read."""
+def test_fingerprint_file_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most MAX_FILES files are read; past it the fingerprint says it cannot vouch."""
+    monkeypatch.setattr(fingerprint_inputs, "MAX_FILES", 8)
     lines = ["esphome:", "  name: n"] + [
-        f"i{number}: !include inc/{number}.yaml" for number in range(MAX_FILES + 5)
+        f"i{number}: !include inc/{number}.yaml" for number in range(12)
     ]
     _write(tmp_path, "node.yaml", "\n".join(lines) + "\n")
-    for number in range(MAX_FILES + 5):
+    for number in range(12):
         _write(tmp_path, f"inc/{number}.yaml", f"v: {number}\n")
     first = _fingerprint(tmp_path)
-    _write(tmp_path, f"inc/{MAX_FILES + 4}.yaml", "v: changed\n")
+    _write(tmp_path, "inc/11.yaml", "v: changed\n")
     assert _fingerprint(tmp_path) == first
+    node = read_node(tmp_path, "node.yaml", esphome_version=VERSION)
+    assert node is not None
+    assert node.unverifiable == ("more than 8 files",)
+    assert MAX_FILES > 1000
 
 
 def test_unreadable_include(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An include that exists but cannot be read counts as missing."""
-    _write(tmp_path, "node.yaml", "esphome:\n  name: n\np: !include pkg.yaml\n")
+    _write(tmp_path, "node.yaml", "esphome:\n  name: n\np: !include pkg.yaml\nf: font.ttf\n")
     _write(tmp_path, "pkg.yaml", "x: 1\n")
-    original = Path.read_bytes
+    _write(tmp_path, "font.ttf", "x\n")
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name == "pkg.yaml":
+    def refuse(path: str, *args: Any) -> Any:
+        if Path(path).name in {"pkg.yaml", "font.ttf"}:
             raise PermissionError("denied")
-        return original(self)
+        return open(path, *args)  # noqa: PTH123
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(fingerprint, "open", refuse, raising=False)
+    monkeypatch.setattr(fingerprint_cache, "open", refuse, raising=False)
     first = _fingerprint(tmp_path)
-    monkeypatch.setattr(Path, "read_bytes", original)
+    monkeypatch.undo()
     assert _fingerprint(tmp_path) != first
+
+
+def test_node_facts_through_a_merge_key(tmp_path: Path) -> None:
+    """`esphome: <<: *base` takes the name from the anchor, the block's own keys win."""
+    _write(
+        tmp_path,
+        "node.yaml",
+        ".base: &base\n  name: from-anchor\n  friendly_name: Anchor\n"
+        "esphome:\n  <<: *base\n  friendly_name: Own\n",
+    )
+    node = read_node(tmp_path, "node.yaml", esphome_version=VERSION)
+    assert node is not None
+    assert (node.name, node.friendly_name) == ("from-anchor", "Own")

@@ -39,8 +39,15 @@ def test_manifest() -> None:
     for key in ("codeowners", "documentation", "issue_tracker", "version", "iot_class"):
         assert manifest[key]
     assert manifest["config_flow"] is True
-    # The peer link (remote builds) needs the Noise library; HA already ships this version.
-    assert manifest["requirements"] == ["noiseprotocol==0.3.1"]
+    # Packages Home Assistant itself pins are given as a floor: an exact pin would clash with
+    # the constraints of a newer Home Assistant and stop the integration from loading. The
+    # peer link (remote builds) needs the Noise library; HA already ships this version.
+    assert manifest["requirements"] == [
+        "aioesphomeapi>=29.9.0",
+        "esptool==5.6.0",
+        "noiseprotocol==0.3.1",
+        "pyserial-asyncio-fast>=0.14",
+    ]
     png = (PACKAGE / "brand" / "icon.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert int.from_bytes(png[16:20]) == int.from_bytes(png[20:24]) == 256

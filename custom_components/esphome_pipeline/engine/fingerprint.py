@@ -1,37 +1,78 @@
-"""Reading an ESPHome configuration without ESPHome, and its fingerprint.
+"""Node facts and the configuration fingerprint, read without ESPHome.
 
-Owns: a YAML loader that accepts ESPHome's tags (`!secret`, `!include`, `!include_dir_*`,
-`!lambda`, `!extend`, `!remove`, `!env_var`, any unknown tag) as inert markers and never runs
-anything; the node facts a controller needs (`name`, `friendly_name`, platform) with
-top-level substitutions applied; and the configuration fingerprint.
+Owns: the node facts a controller needs (`name`, `friendly_name`, platform) with top-level
+substitutions applied, and the configuration fingerprint with its two cache layers.
 
-The fingerprint (v1, refined later by the "Warm path" issue) is the first 12 hex digits of a
-SHA-256 over: the ESPHome version; the YAML file's bytes; the bytes of every local file it
-pulls in (`!include`, `!include_dir_*`, `<<: !include`, packages given as includes, and
-`esphome: includes:`), followed recursively relative to the including file, at most
-`MAX_FILES` files and never outside the configuration folder; and, for every `!secret` key
-used, the key and a SHA-256 of its value from `secrets.yaml` next to the file that uses it
-(else the folder's). Secret values never appear in the result. Blocking: call it from an
+The fingerprint (v2) is the first 12 hex digits of a SHA-256 over the ESPHome version, the
+build options the caller passes, and every local input of the configuration (see
+`fingerprint_inputs`: the YAML, includes and include folders, packages, `includes:`, local
+external components, files named by fonts, images, animations, audio and any other key, the
+secrets used, remote sources). It changes whenever the firmware could; a false "unchanged" is
+a bug, a false "changed" only costs a compile. `NodeInfo.unverifiable` says when the
+fingerprint cannot vouch for every input (an unpinned git source, a file outside the folder):
+such a configuration must never be skipped as unchanged.
+
+`Fingerprinter` keeps both cache layers for one folder: file hashes by stamp (memory and disk,
+`fingerprint_cache`) and, per configuration, the stamps of every input of its last check, so a
+repeated check of an unchanged configuration costs only `stat` calls. Blocking: use from an
 executor.
 """
 
+# Plain string paths and os.path on purpose: a warm check runs this thousands of times and
+# pathlib objects cost several times more per call.
+# ruff: noqa: PTH110, PTH114, PTH116, PTH117, PTH118, PTH120, PTH123
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 import hashlib
+import os
 from pathlib import Path
-import re
+from stat import S_ISDIR
+import threading
+import time
 from typing import Any, Final
 
 import yaml
 
+from .fingerprint_cache import (
+    DIRECTORY_SIZE,
+    ContentHashCache,
+    Stamp,
+    default_cache_file,
+    stamp_of,
+)
+from .fingerprint_inputs import MAX_FILES, InputCollector, Inputs, parse_yaml_bytes
+from .fingerprint_yaml import (
+    IncludeDirRef,
+    IncludeRef,
+    SecretRef,
+    Tagged,
+    load_yaml_structure,
+    load_yaml_text,
+    substitute,
+)
+
 # Re-exported under its old home for the diagnostics; defined once in input_rules.
-from .input_rules import SECRETS_FILES as SECRETS_FILES  # noqa: PLC0414
+from .input_rules import SECRETS_FILES
+
+__all__ = [
+    "MAX_FILES",
+    "SECRETS_FILES",
+    "ConfigurationReadError",
+    "Fingerprinter",
+    "IncludeDirRef",
+    "IncludeRef",
+    "NodeInfo",
+    "SecretRef",
+    "Tagged",
+    "load_yaml_text",
+    "read_node",
+]
 
 FINGERPRINT_LENGTH: Final = 12
-MAX_FILES: Final = 256
-MAX_SUBSTITUTION_ROUNDS: Final = 8
+FINGERPRINT_FORMAT: Final = b"esphome-pipeline fingerprint v2\0"
 PLATFORM_KEYS: Final = (
     "host",
     "esp32",
@@ -43,48 +84,11 @@ PLATFORM_KEYS: Final = (
     "nrf52",
     "libretiny",
 )
-_INCLUDE_DIR_TAGS: Final = frozenset(
-    {
-        "!include_dir_list",
-        "!include_dir_named",
-        "!include_dir_merge_list",
-        "!include_dir_merge_named",
-    }
-)
-_SUBSTITUTION_RE: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)")
+_USE_DEFAULT: Final = object()
 
 
 class ConfigurationReadError(Exception):
     """The YAML file cannot be read or parsed; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tagged:
-    """A value carrying an ESPHome tag the reader does not interpret (`!lambda`, `!extend`...)."""
-
-    tag: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class SecretRef:
-    """`!secret key`."""
-
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class IncludeRef:
-    """`!include path` (or `!include {file: path, vars: ...}`), relative to the including file."""
-
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class IncludeDirRef:
-    """`!include_dir_*` folder, relative to the including file."""
-
-    path: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,6 +99,8 @@ class NodeInfo:
     friendly_name: str | None
     platform: str | None
     fingerprint: str
+    unverifiable: tuple[str, ...] = ()
+    """Why the fingerprint cannot vouch for every input; empty when it can."""
 
     @property
     def display_name(self) -> str:
@@ -102,92 +108,192 @@ class NodeInfo:
         return self.friendly_name or self.name
 
 
-class _TolerantLoader(yaml.SafeLoader):
-    """SafeLoader that turns every tag it does not know into an inert marker."""
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One configuration's last check: the stamps of its inputs and what they gave."""
 
-    def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # `<<: !include file.yaml` is legal in ESPHome but not a mapping to merge here:
-        # keep it as an ordinary `<<` key so the include is still seen.
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" and value_node.tag.startswith("!"):
-                key_node.tag = "tag:yaml.org,2002:str"
-        super().flatten_mapping(node)
+    stamps: tuple[tuple[str, Stamp | None], ...]
+    node: NodeInfo | None
 
 
-def _construct_tagged(loader: _TolerantLoader, suffix: str, node: yaml.Node) -> Any:
-    tag = node.tag
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:  # pragma: no cover - yaml has no other node kinds
-        raise yaml.constructor.ConstructorError(None, None, f"unexpected node {node!r}")
-    if tag == "!secret":
-        return SecretRef(str(value))
-    if tag == "!include":
-        target = value.get("file") if isinstance(value, dict) else value
-        return IncludeRef(str(target)) if target is not None else Tagged(tag, value)
-    if tag in _INCLUDE_DIR_TAGS:
-        return IncludeDirRef(str(value))
-    return Tagged(tag, value)
+@dataclass(slots=True)
+class _Document:
+    stamp: Stamp
+    digest: str | None
+    document: Any = field(default=None)
 
 
-_TolerantLoader.add_multi_constructor("!", _construct_tagged)
+class Fingerprinter:
+    """Fingerprints of the configurations in one folder, with both cache layers."""
+
+    def __init__(
+        self,
+        config_dir: Path,
+        *,
+        esphome_version: str,
+        build_options: Mapping[str, str] | None = None,
+        cache_file: Path | None | object = _USE_DEFAULT,
+    ) -> None:
+        """Read configurations in `config_dir`, built with `esphome_version` and `build_options`.
+
+        `cache_file` is the on-disk layer (default: under `<config_dir>/.esphome/`; None keeps
+        everything in memory).
+        """
+        self._config_dir = config_dir
+        self._root = os.path.realpath(config_dir)
+        options = {"esphome_version": esphome_version, **(build_options or {})}
+        self._options = tuple(sorted((str(k), str(v)) for k, v in options.items()))
+        store = default_cache_file(config_dir) if cache_file is _USE_DEFAULT else cache_file
+        self._hashes = ContentHashCache(
+            Path(self._root), store if isinstance(store, Path) else None
+        )
+        self._documents: dict[str, _Document] = {}
+        self._records: dict[str, _Record] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def files_read(self) -> int:
+        """Files read from disk so far (a warm check reads none)."""
+        return self._hashes.reads
+
+    def read_node(self, configuration: str) -> NodeInfo | None:
+        """Return the node facts and fingerprint, or None when the file has no `esphome:` block.
+
+        Raises ConfigurationReadError when the file cannot be read or parsed. Safe to call from
+        several executor threads (one check at a time).
+        """
+        with self._lock:
+            return self._read_node(configuration)
+
+    def _read_node(self, configuration: str) -> NodeInfo | None:
+        record = self._records.get(configuration)
+        if record is not None and _unchanged(record.stamps):
+            return record.node
+        self._records.pop(configuration, None)
+        path = os.path.join(self._config_dir, configuration)
+        stamp = stamp_of(path)
+        try:
+            with open(path, "rb") as file:
+                raw = file.read()
+            self._hashes.reads += 1
+            document = load_yaml_structure(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigurationReadError(str(err)) from err
+        stamps: dict[str, Stamp | None] = {path: stamp}
+        node = None
+        if isinstance(document, dict) and "esphome" in document and stamp is not None:
+            digest = self._hashes.digest(path, stamp, content=raw) or ""
+            inputs = InputCollector(self._root, self._hashes, self._read_document).collect(
+                path, digest, document
+            )
+            stamps.update(inputs.stamps)
+            node = self._node(document, Path(path), inputs)
+        now = time.time_ns()
+        if all(s is None or s.settled(now) for s in stamps.values()):
+            self._records[configuration] = _Record(tuple(stamps.items()), node)
+        return node
+
+    def flush(self) -> None:
+        """Write the on-disk cache layer when it changed."""
+        with self._lock:
+            self._hashes.flush()
+
+    def _read_document(self, path: str, stamp: Stamp) -> tuple[str | None, Any]:
+        """Hash and parse a YAML input once per stamp (shared packages are parsed once)."""
+        cached = self._documents.get(path)
+        if cached is not None and cached.stamp == stamp:
+            return cached.digest, cached.document
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+        except OSError:
+            return None, None
+        self._hashes.reads += 1
+        digest = self._hashes.digest(path, stamp, content=content)
+        document = parse_yaml_bytes(content)
+        if stamp.settled(time.time_ns()):
+            self._documents[path] = _Document(stamp, digest, document)
+        return digest, document
+
+    def _node(self, document: dict[Any, Any], path: Path, inputs: Inputs) -> NodeInfo:
+        esphome = document["esphome"]
+        block = esphome if isinstance(esphome, dict) else {}
+        merged = block.get("<<")  # `<<: *anchor` is kept as a key by the structure loader
+        for base in merged if isinstance(merged, list) else [merged]:
+            if isinstance(base, dict):
+                block = {**base, **block}
+        substitutions = document.get("substitutions")
+        values = substitutions if isinstance(substitutions, dict) else {}
+        return NodeInfo(
+            name=_substituted(block.get("name"), values) or path.stem,
+            friendly_name=_substituted(block.get("friendly_name"), values),
+            platform=_platform(document, block),
+            fingerprint=self._digest(inputs),
+            unverifiable=tuple(inputs.unverifiable),
+        )
+
+    def _digest(self, inputs: Inputs) -> str:
+        digest = hashlib.sha256(FINGERPRINT_FORMAT)
+        for key, value in self._options:
+            digest.update(b"option\0" + key.encode() + b"\0" + value.encode() + b"\0")
+        for label in sorted(inputs.files):
+            content = inputs.files[label]
+            digest.update(b"file\0" + label.encode() + b"\0")
+            digest.update(b"missing\0" if content is None else content.encode() + b"\0")
+        for key in sorted(inputs.secrets):
+            digest.update(b"secret\0" + key.encode() + b"\0" + inputs.secrets[key].encode())
+        for source in sorted(inputs.remote):
+            digest.update(b"remote\0" + source.encode() + b"\0")
+        return digest.hexdigest()[:FINGERPRINT_LENGTH]
 
 
-def load_yaml_text(text: str) -> Any:
-    """Parse ESPHome YAML text; tags become markers. Raises yaml.YAMLError when malformed."""
-    return yaml.load(text, Loader=_TolerantLoader)  # noqa: S506 (a SafeLoader subclass)
+def _unchanged(stamps: tuple[tuple[str, Stamp | None], ...]) -> bool:
+    """True when every path still has its stamp: the warm check, a tight loop of `stat` calls.
 
-
-def read_node(config_dir: Path, configuration: str, *, esphome_version: str) -> NodeInfo | None:
-    """Return the node facts and fingerprint, or None when the file has no `esphome:` block.
-
-    Raises ConfigurationReadError when the file cannot be read or parsed.
+    Same rule as `stamp_of(path) == stamp`, without building a Stamp per path.
     """
-    path = config_dir / configuration
-    try:
-        raw = path.read_bytes()
-        document = load_yaml_text(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigurationReadError(str(err)) from err
-    if not isinstance(document, dict) or "esphome" not in document:
-        return None
-    esphome = document["esphome"]
-    block = esphome if isinstance(esphome, dict) else {}
-    substitutions = document.get("substitutions")
-    values = substitutions if isinstance(substitutions, dict) else {}
-    name = _substituted(block.get("name"), values) or path.stem
-    friendly = _substituted(block.get("friendly_name"), values)
-    return NodeInfo(
-        name=name,
-        friendly_name=friendly,
-        platform=_platform(document, block),
-        fingerprint=_fingerprint(config_dir, path, raw, document, esphome_version),
-    )
+    stat = os.stat
+    for path, stamp in stamps:
+        try:
+            result = stat(path)
+        except (OSError, ValueError):
+            if stamp is not None:
+                return False
+            continue
+        if stamp is None or result.st_mtime_ns != stamp.mtime_ns:
+            return False
+        is_directory = S_ISDIR(result.st_mode)
+        if is_directory != (stamp.size == DIRECTORY_SIZE):
+            return False
+        if not is_directory and result.st_size != stamp.size:
+            return False
+    return True
+
+
+def read_node(
+    config_dir: Path,
+    configuration: str,
+    *,
+    esphome_version: str,
+    build_options: Mapping[str, str] | None = None,
+) -> NodeInfo | None:
+    """Return one configuration's node facts and fingerprint, without any cache.
+
+    Returns None when the file has no `esphome:` block; raises ConfigurationReadError when it
+    cannot be read or parsed. Use a `Fingerprinter` to check a folder repeatedly.
+    """
+    return Fingerprinter(
+        config_dir,
+        esphome_version=esphome_version,
+        build_options=build_options,
+        cache_file=None,
+    ).read_node(configuration)
 
 
 def _substituted(value: Any, substitutions: dict[Any, Any]) -> str | None:
     if value is None or isinstance(value, Tagged | SecretRef | IncludeRef | IncludeDirRef):
         return None
-    text = str(value)
-    for _ in range(MAX_SUBSTITUTION_ROUNDS):
-        replaced = _SUBSTITUTION_RE.sub(lambda match: _substitution(match, substitutions), text)
-        if replaced == text:
-            break
-        text = replaced
-    return text or None
-
-
-def _substitution(match: re.Match[str], substitutions: dict[Any, Any]) -> str:
-    key = match[1] or match[2]
-    value = substitutions.get(key)
-    if value is None or isinstance(value, dict | list | Tagged | SecretRef | IncludeRef):
-        return match[0]
-    return str(value)
+    return substitute(str(value), substitutions) or None
 
 
 def _platform(document: dict[Any, Any], block: dict[Any, Any]) -> str | None:
@@ -197,103 +303,3 @@ def _platform(document: dict[Any, Any], block: dict[Any, Any]) -> str | None:
     # Configurations from before ESPHome 2022 name the platform inside `esphome:`.
     legacy = block.get("platform")
     return str(legacy).lower() if isinstance(legacy, str) else None
-
-
-@dataclass(slots=True)
-class _Inputs:
-    files: list[tuple[str, bytes | None]] = field(default_factory=list)
-    seen: set[Path] = field(default_factory=set)
-    secrets: dict[str, str] = field(default_factory=dict)
-
-
-def _fingerprint(
-    config_dir: Path, path: Path, raw: bytes, document: Any, esphome_version: str
-) -> str:
-    root = config_dir.resolve()
-    inputs = _Inputs()
-    inputs.seen.add(path.resolve())
-    inputs.files.append((path.name, raw))
-    _collect(root, path, document, inputs)
-    digest = hashlib.sha256()
-    digest.update(b"esphome\0" + esphome_version.encode() + b"\0")
-    for label, content in inputs.files:
-        digest.update(b"file\0" + label.encode() + b"\0")
-        digest.update(b"missing" if content is None else hashlib.sha256(content).digest())
-    for key in sorted(inputs.secrets):
-        digest.update(b"secret\0" + key.encode() + b"\0" + inputs.secrets[key].encode())
-    return digest.hexdigest()[:FINGERPRINT_LENGTH]
-
-
-def _collect(root: Path, source: Path, document: Any, inputs: _Inputs) -> None:
-    """Add the files and secrets `document` (read from `source`) uses, recursively."""
-    for marker in _markers(document):
-        if isinstance(marker, SecretRef):
-            inputs.secrets.setdefault(marker.key, _secret_digest(root, source, marker.key))
-        elif isinstance(marker, IncludeRef):
-            _add_file(root, source.parent / marker.path, inputs)
-        elif isinstance(marker, IncludeDirRef):
-            folder = (source.parent / marker.path).resolve()
-            if folder.is_relative_to(root) and folder.is_dir():
-                for child in sorted(folder.rglob("*")):
-                    hidden = any(part.startswith(".") for part in child.relative_to(folder).parts)
-                    if child.suffix in {".yaml", ".yml"} and not hidden:
-                        _add_file(root, child, inputs)
-    esphome = document.get("esphome") if isinstance(document, dict) else None
-    if isinstance(esphome, dict) and isinstance(esphome.get("includes"), list):
-        for item in esphome["includes"]:
-            if isinstance(item, str):
-                _add_file(root, source.parent / item, inputs, parse=False)
-
-
-def _add_file(root: Path, candidate: Path, inputs: _Inputs, *, parse: bool = True) -> None:
-    resolved = candidate.resolve()
-    if resolved in inputs.seen or len(inputs.files) >= MAX_FILES:
-        return
-    inputs.seen.add(resolved)
-    label = str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(candidate)
-    if not resolved.is_relative_to(root) or not resolved.is_file():
-        # Outside the folder or absent: the reference itself is in the including file's bytes.
-        inputs.files.append((label, None))
-        return
-    try:
-        content = resolved.read_bytes()
-    except OSError:
-        inputs.files.append((label, None))
-        return
-    inputs.files.append((label, content))
-    if parse and resolved.suffix in {".yaml", ".yml"}:
-        try:
-            document = load_yaml_text(content.decode("utf-8"))
-        except (UnicodeDecodeError, yaml.YAMLError):
-            return
-        _collect(root, resolved, document, inputs)
-
-
-def _markers(value: Any) -> Iterator[Any]:
-    if isinstance(value, SecretRef | IncludeRef | IncludeDirRef):
-        yield value
-    elif isinstance(value, Tagged):
-        yield from _markers(value.value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _markers(key)
-            yield from _markers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _markers(item)
-
-
-def _secret_digest(root: Path, source: Path, key: str) -> str:
-    """Return a SHA-256 of the secret's value (never the value), or a marker when missing."""
-    for folder in (source.parent, root):
-        for file_name in SECRETS_FILES:
-            path = folder / file_name
-            if not path.is_file():
-                continue
-            try:
-                secrets = load_yaml_text(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue
-            if isinstance(secrets, dict) and key in secrets:
-                return hashlib.sha256(str(secrets[key]).encode()).hexdigest()
-    return "missing"
