@@ -78,6 +78,7 @@ export class EsphomePipelineCard extends LitElement {
   private _subscribedWith?: HomeAssistant["connection"];
   private _retry?: number;
   private _followLog = true;
+  private _clock?: number;
 
   // ------------------------------------------------------------ Home Assistant's card API
 
@@ -133,10 +134,15 @@ export class EsphomePipelineCard extends LitElement {
   override connectedCallback(): void {
     super.connectedCallback();
     this._subscribe();
+    // Running jobs show how long they have run: redraw them once a second.
+    this._clock = window.setInterval(() => {
+      if ([...this._jobs.values()].some((job) => job.status === "running")) this.requestUpdate();
+    }, 1000);
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
+    window.clearInterval(this._clock);
     this._unsubscribeAll();
   }
 
