@@ -253,6 +253,18 @@ async def test_unknown_job_and_entry(
     assert answer["error"]["translation_key"] == "entry_not_found"
 
 
+async def test_an_unloaded_entry_is_refused(
+    hass: HomeAssistant, loaded: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Named or not, an entry that is not loaded gives a translated error."""
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    client = await hass_ws_client(hass)
+    answer = await _command(client, type=f"{DOMAIN}/subscribe_jobs", entry_id=loaded.entry_id)
+    assert answer["error"]["translation_key"] == "entry_not_loaded"
+    answer = await _command(client, type=f"{DOMAIN}/subscribe_jobs")
+    assert answer["error"]["translation_key"] == "no_loaded_entries"
+
+
 async def test_several_entries_need_an_entry_id(
     hass: HomeAssistant,
     loaded: MockConfigEntry,
