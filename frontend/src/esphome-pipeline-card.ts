@@ -9,6 +9,8 @@
 import { LitElement, html, nothing, type PropertyValues, type TemplateResult } from "lit";
 import type { MessageBase, UnsubscribeFunc } from "home-assistant-js-websocket";
 
+import { addToCardPicker, checkConfig, CONFIG_FORM } from "./config";
+import "./log-view";
 import {
   byCreation,
   compileLane,
@@ -18,7 +20,6 @@ import {
   peerJobs,
   recentResults,
   seconds,
-  stripAnsi,
   uploadLane,
   waitReason,
   type LaneView,
@@ -32,22 +33,13 @@ import type {
   Job,
   JobsEvent,
   JobsSnapshot,
-  LogEvent,
 } from "./types";
 
 const CARD_TYPE = "esphome-pipeline-card";
 const DOMAIN = "esphome_pipeline";
 const DEFAULT_HISTORY = 5;
-const LOG_LINE_LIMIT = 2000;
 const RESUBSCRIBE_DELAY_MS = 3000;
 const MAX_KEPT_RESULTS = 200;
-
-interface LogState {
-  job: Job;
-  lines: string[];
-  elided: number;
-  done: boolean;
-}
 
 export class EsphomePipelineCard extends LitElement {
   static override styles = cardStyles;
@@ -59,7 +51,6 @@ export class EsphomePipelineCard extends LitElement {
     _jobs: { state: true },
     _configurations: { state: true },
     _selected: { state: true },
-    _log: { state: true },
     _error: { state: true },
     _busy: { state: true },
   };
@@ -70,14 +61,11 @@ export class EsphomePipelineCard extends LitElement {
   private _jobs: Map<string, Job> = new Map();
   private _configurations: ConfigurationInfo[] = [];
   private _selected?: string;
-  private _log?: LogState;
   private _error?: string;
   private _busy = false;
   private _unsubscribeJobs?: Promise<UnsubscribeFunc | undefined>;
-  private _unsubscribeLog?: Promise<UnsubscribeFunc | undefined>;
   private _subscribedWith?: HomeAssistant["connection"];
   private _retry?: number;
-  private _followLog = true;
   private _clock?: number;
 
   // ------------------------------------------------------------ Home Assistant's card API
@@ -87,30 +75,11 @@ export class EsphomePipelineCard extends LitElement {
   }
 
   static getConfigForm() {
-    return {
-      schema: [
-        { name: "title", selector: { text: {} } },
-        { name: "entry_id", selector: { config_entry: { integration: DOMAIN } } },
-        { name: "history", selector: { number: { min: 0, max: 50, mode: "box" } } },
-        { name: "show_log", selector: { boolean: {} } },
-      ],
-      computeLabel: (field: { name: string }) =>
-        ({
-          title: "Title",
-          entry_id: "ESPHome Pipeline entry (only needed with several)",
-          history: "Recent results shown",
-          show_log: "Show the log of the selected job",
-        })[field.name] ?? field.name,
-    };
+    return CONFIG_FORM;
   }
 
   setConfig(config: CardConfig): void {
-    if (!config || typeof config !== "object") {
-      throw new Error("Invalid configuration");
-    }
-    if (config.history !== undefined && (typeof config.history !== "number" || config.history < 0)) {
-      throw new Error("history must be a number of 0 or more");
-    }
+    checkConfig(config);
     const entryChanged = this._config !== undefined && this._config.entry_id !== config.entry_id;
     this._config = config;
     if (entryChanged) {
@@ -122,7 +91,7 @@ export class EsphomePipelineCard extends LitElement {
   getCardSize(): number {
     const active = [...this._jobs.values()].filter(isActive).length;
     const updates = this._configurations.filter((item) => item.update_available).length;
-    return 4 + active + updates + Math.ceil(this._history / 2) + (this._log ? 6 : 0);
+    return 4 + active + updates + Math.ceil(this._history / 2) + (this._selected ? 6 : 0);
   }
 
   getGridOptions() {
@@ -151,10 +120,6 @@ export class EsphomePipelineCard extends LitElement {
       this._unsubscribeAll();
       this._subscribe();
     }
-    if (changed.has("_log") && this._followLog) {
-      const pre = this.renderRoot.querySelector("pre");
-      if (pre) pre.scrollTop = pre.scrollHeight;
-    }
   }
 
   private _subscribe(): void {
@@ -177,7 +142,6 @@ export class EsphomePipelineCard extends LitElement {
           return undefined;
         },
       );
-    if (this._selected) this._subscribeLog(this._selected);
   }
 
   private _scheduleResubscribe(): void {
@@ -189,13 +153,7 @@ export class EsphomePipelineCard extends LitElement {
     window.clearTimeout(this._retry);
     this._release(this._unsubscribeJobs);
     this._unsubscribeJobs = undefined;
-    this._unsubscribeLogNow();
     this._subscribedWith = undefined;
-  }
-
-  private _unsubscribeLogNow(): void {
-    this._release(this._unsubscribeLog);
-    this._unsubscribeLog = undefined;
   }
 
   private _release(pending?: Promise<UnsubscribeFunc | undefined>): void {
@@ -236,59 +194,9 @@ export class EsphomePipelineCard extends LitElement {
     return jobs;
   }
 
-  private _select(jobId: string): void {
+  private _select(jobId?: string): void {
     if (this._config?.show_log === false) return;
-    if (this._selected === jobId) {
-      this._selected = undefined;
-      this._log = undefined;
-      this._unsubscribeLogNow();
-      return;
-    }
-    this._selected = jobId;
-    this._subscribeLog(jobId);
-  }
-
-  private _subscribeLog(jobId: string): void {
-    if (!this.hass) return;
-    this._unsubscribeLogNow();
-    this._log = undefined;
-    this._followLog = true;
-    const message: MessageBase = { type: `${DOMAIN}/subscribe_log`, job_id: jobId };
-    if (this._config?.entry_id) message.entry_id = this._config.entry_id;
-    this._unsubscribeLog = this.hass.connection
-      .subscribeMessage<LogEvent>((event) => this._onLogEvent(jobId, event), message)
-      .catch((err: { message?: string }) => {
-        this._error = err?.message ?? String(err);
-        return undefined;
-      });
-  }
-
-  private _onLogEvent(jobId: string, event: LogEvent): void {
-    if (jobId !== this._selected) return;
-    const log = this._log;
-    switch (event.event) {
-      case "log":
-        this._log = { job: event.job, lines: event.lines.map(stripAnsi), elided: event.elided, done: false };
-        break;
-      case "lines": {
-        if (!log) return;
-        const lines = [...log.lines];
-        if (event.dropped) lines.push(`… ${event.dropped} lines not shown (the browser fell behind) …`);
-        lines.push(...event.lines.map(stripAnsi));
-        const excess = Math.max(0, lines.length - LOG_LINE_LIMIT);
-        this._log = { ...log, lines: lines.slice(excess), elided: log.elided + excess };
-        break;
-      }
-      case "job":
-        if (log) this._log = { ...log, job: event.job };
-        break;
-      case "result":
-        if (log) this._log = { ...log, job: event.job, done: true };
-        break;
-      case "ended":
-        this._unsubscribeLogNow();
-        break;
-    }
+    this._selected = this._selected === jobId ? undefined : jobId;
   }
 
   // ------------------------------------------------------------------------- commands
@@ -321,27 +229,6 @@ export class EsphomePipelineCard extends LitElement {
   private _cancel(event: Event, jobId: string): void {
     event.stopPropagation();
     void this._command({ type: `${DOMAIN}/cancel`, job_id: jobId });
-  }
-
-  private async _copyLog(): Promise<void> {
-    const text = this._log?.lines.join("\n") ?? "";
-    try {
-      await navigator.clipboard.writeText(text);
-    } catch {
-      // No clipboard API (a page served over plain HTTP to another host): select and copy.
-      const area = document.createElement("textarea");
-      area.value = text;
-      document.body.appendChild(area);
-      area.select();
-      document.execCommand("copy");
-      area.remove();
-    }
-  }
-
-  private _onLogScroll(event: Event): void {
-    const pre = event.target as HTMLElement;
-    // Follow new lines only while the reader is at the bottom.
-    this._followLog = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
   }
 
   // --------------------------------------------------------------------------- render
@@ -514,22 +401,14 @@ export class EsphomePipelineCard extends LitElement {
 
   private _renderLog(): TemplateResult | typeof nothing {
     if (!this._selected || this._config?.show_log === false) return nothing;
-    const log = this._log;
-    const job = log?.job ?? this._jobs.get(this._selected);
-    return html`<section class="log">
-      <h2>Log</h2>
-      <div class="log-head">
-        <div class="what">
-          <div class="name">${job ? `${this._jobName(job)} · ${jobLabel(job)}` : this._selected}</div>
-          <div class="detail">
-            ${job ? job.status : ""}${log?.elided ? ` · ${log.elided} earlier lines not kept` : ""}
-          </div>
-        </div>
-        <button class="copy" @click=${() => this._copyLog()}>Copy</button>
-        <button class="close" @click=${() => this._select(this._selected ?? "")}>Close</button>
-      </div>
-      <pre @scroll=${(event: Event) => this._onLogScroll(event)}>${log ? log.lines.join("\n") : "Loading…"}</pre>
-    </section>`;
+    const job = this._jobs.get(this._selected);
+    return html`<esphome-pipeline-log
+      .hass=${this.hass}
+      .jobId=${this._selected}
+      .entryId=${this._config?.entry_id}
+      .name=${job ? this._jobName(job) : this._selected}
+      @close=${() => this._select(undefined)}
+    ></esphome-pipeline-log>`;
   }
 }
 
@@ -537,27 +416,4 @@ if (!customElements.get(CARD_TYPE)) {
   customElements.define(CARD_TYPE, EsphomePipelineCard);
 }
 
-interface CustomCardEntry {
-  type: string;
-  name: string;
-  description: string;
-  preview?: boolean;
-  documentationURL?: string;
-}
-
-declare global {
-  interface Window {
-    customCards?: CustomCardEntry[];
-  }
-}
-
-window.customCards = window.customCards ?? [];
-if (!window.customCards.some((card) => card.type === CARD_TYPE)) {
-  window.customCards.push({
-    type: CARD_TYPE,
-    name: "ESPHome Pipeline",
-    description: "The fleet's firmware at a glance: lanes, queue, results, updates and live logs.",
-    preview: false,
-    documentationURL: "https://github.com/esphome-pipeline/esphome-pipeline/blob/main/docs/dashboard.md",
-  });
-}
+addToCardPicker(CARD_TYPE);
