@@ -43,23 +43,37 @@ export class EsphomePipelineLog extends LitElement {
   private _unsubscribe?: Promise<UnsubscribeFunc | undefined>;
   private _subscribed?: { jobId: string; connection: HomeAssistant["connection"] };
   private _follow = true;
+  // A narrower card wraps more lines: keep showing the newest while following.
+  private _resize = new ResizeObserver(() => this._scrollToEnd());
+  private _observed?: Element;
 
   override connectedCallback(): void {
     super.connectedCallback();
     this._resubscribe();
+    // Back on the page: render again, which observes the log's size again.
+    this.requestUpdate();
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
+    this._resize.disconnect();
+    this._observed = undefined;
     this._release();
   }
 
   protected override updated(changed: PropertyValues): void {
     if (changed.has("hass") || changed.has("jobId")) this._resubscribe();
-    if (changed.has("_log") && this._follow) {
-      const pre = this.renderRoot.querySelector("pre");
-      if (pre) pre.scrollTop = pre.scrollHeight;
+    const pre = this.renderRoot.querySelector("pre");
+    if (pre && pre !== this._observed) {
+      this._resize.observe(pre);
+      this._observed = pre;
     }
+    if (changed.has("_log")) this._scrollToEnd();
+  }
+
+  private _scrollToEnd(): void {
+    const pre = this.renderRoot.querySelector("pre");
+    if (pre && this._follow) pre.scrollTop = pre.scrollHeight;
   }
 
   private _resubscribe(): void {
