@@ -35,6 +35,7 @@ from .coordinator import (
 )
 from .engine.firmware import FirmwareEngine
 from .entity import hub_device_info
+from .frontend import async_register_card
 from .issues import (
     async_clear_cli_unavailable,
     async_clear_dropped_jobs,
@@ -52,14 +53,17 @@ from .provision.manager import async_remove_unused_environments
 from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
 from .store import EntryStore
+from .websocket_api import async_setup_websocket_api
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.UPDATE]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions (once, whatever the number of entries)."""
+    """Register the actions, the WebSocket API and the card (once, whatever the entries)."""
     async_setup_services(hass)
+    async_setup_websocket_api(hass)
+    await async_register_card(hass)
     return True
 
 

@@ -42,6 +42,7 @@ from .engine.firmware import FirmwareEngine, InstallChain
 from .engine.input_rules import check_configuration_file, check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
 from .engine.routing import Routing
+from .engine.streams import DEFAULT_MAX_LINES, JobStream
 from .helpers import invalid_input
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
@@ -117,6 +118,16 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def unreadable(self) -> Mapping[str, str]:
         """Configurations the last scan could not parse, with the reason."""
         return self._configurations.unreadable
+
+    @property
+    def compile_workers(self) -> int:
+        """How many compiles may run at once on this machine."""
+        return self._engine.compile_workers
+
+    @property
+    def upload_slots(self) -> int:
+        """How many uploads may run at once."""
+        return self._engine.upload_slots
 
     @property
     def engine_running(self) -> bool:
@@ -305,6 +316,12 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def set_build_routing(self, routing: Routing) -> None:
         """Route compiles by `routing` from now on (peers.py keeps it current)."""
         self._engine.set_routing(routing)
+
+    def open_stream(
+        self, *, job_id: str | None = None, max_lines: int = DEFAULT_MAX_LINES
+    ) -> JobStream:
+        """Return a bounded, coalescing stream of job events (of one job, or all); close it."""
+        return self._engine.open_stream(job_id=job_id, max_lines=max_lines)
 
     def _by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
