@@ -42,7 +42,9 @@ EXPECTED = {
         "expected ',' or ']', but got '<stream end>' (in \"yaml-syntax.yaml\", line 6, column 1)"
     ),
     # gcc quotes with typographic quotes.
-    "compiler_error": "compiler-error.yaml:18:14: error: \u2018banana\u2019 was not declared in this scope",
+    "compiler_error": (
+        "compiler-error.yaml:18:14: error: \u2018banana\u2019 was not declared in this scope"
+    ),
     "linker_error": "undefined reference to `pipeline_missing_function()'",
     "component_crash": "crashy component failed while generating code",
     "cli_crash": "ModuleNotFoundError: No module named 'voluptuous_dependency_removed'",
