@@ -220,8 +220,16 @@ async def test_entity_of_removed_configuration(
     coordinator._configurations._nodes.clear()
     coordinator.async_set_updated_data(coordinator._snapshot())
     assert sensor.native_value == "idle"
-    assert sensor.extra_state_attributes == {"job_id": None, "progress": None, "held": False}
+    assert sensor.extra_state_attributes == {
+        "job_id": None,
+        "progress": None,
+        "error": None,
+        "cancel_reason": None,
+        "held": False,
+    }
     assert sensor.available is False
+    cancel = components["button"].get_entity("button.kitchen_cancel")
+    assert cancel.available is False
     assert update.installed_version is None
     assert update.latest_version is None
     assert update.in_progress is False
