@@ -14,6 +14,7 @@ targeted, a deleted one cannot, and an install or compile is labelled with the f
 the file as it is now.
 
 Collaborators: `configurations.Configurations` (the folder, devices, issues),
+`announce.Announcer` (the event's data, one log line per job start and end),
 `installed.InstalledRecord` (installed fingerprints), `auto_install.AutoInstaller` (when the
 option is on) and `snapshot.build_snapshot` (what the entities show).
 """
@@ -31,6 +32,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
+from .announce import PUSH_LOGGER, Announcer
 from .auto_install import AutoInstaller
 from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
@@ -75,7 +77,11 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     ) -> None:
         """Create the coordinator; `async_start` loads the engine and starts the lanes."""
         super().__init__(
-            hass, _LOGGER, config_entry=entry, name=f"{DOMAIN} {entry.title}", update_interval=None
+            hass,
+            PUSH_LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=None,
         )
         self._engine = engine
         self.store = store
@@ -88,6 +94,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             esphome_version=esphome_version,
             on_change=self._on_configurations_changed,
         )
+        self._announcer = Announcer(hass, entry.entry_id, lambda: self._configurations.nodes)
         self._installed = InstalledRecord(hass, entry, store, self._last_build_fingerprint)
         self._auto_installer = (
             AutoInstaller(hass, entry, store, self._configurations, self.async_install)
@@ -301,7 +308,8 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         # The engine also reports `held` flips as status events; the HA event is promised
         # per status change, so it fires only when the status differs from the last one sent.
         if self._announced.get(job.job_id) is not job.status:
-            self.hass.bus.async_fire(EVENT_JOB, job.public_dict())
+            self.hass.bus.async_fire(EVENT_JOB, self._announcer.event_data(job))
+            self._announcer.log(job)
             if job.is_terminal:
                 self._announced.pop(job.job_id, None)
             else:

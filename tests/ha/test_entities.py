@@ -100,7 +100,7 @@ async def test_install_button_runs_chain(
     assert set(events[0].data) == {
         "job_id", "configuration", "job_type", "status", "lane", "depends_on", "held",
         "source", "peer", "port", "progress", "skipped", "exit_code", "error",
-        "created_at", "started_at", "finished_at",
+        "created_at", "started_at", "finished_at", "device_id",
     }  # fmt: skip
 
     # The configuration changes: an update becomes available.
