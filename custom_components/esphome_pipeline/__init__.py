@@ -47,6 +47,7 @@ from .preflight import (
     async_check_config_dir,
 )
 from .services import async_setup_services
+from .static import async_register_static_paths
 from .store import EntryStore
 
 PLATFORMS = [Platform.BUTTON, Platform.SENSOR, Platform.UPDATE]
@@ -54,8 +55,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions (once, whatever the number of entries)."""
+    """Register the actions and the integration's own files (once, whatever the entries)."""
     async_setup_services(hass)
+    await async_register_static_paths(hass)
     return True
 
 

@@ -15,7 +15,8 @@ the file as it is now.
 
 Collaborators: `configurations.Configurations` (the folder, devices, issues),
 `announce.Announcer` (the event's data, one log line per job start and end),
-`installed.InstalledRecord` (installed fingerprints), `auto_install.AutoInstaller` (when the
+`installed.InstalledRecord` (installed fingerprints), `release.ReleaseRecorder` (what an
+installed build was made of), `auto_install.AutoInstaller` (when the
 option is on) and `snapshot.build_snapshot` (what the entities show).
 """
 
@@ -44,6 +45,7 @@ from .engine.queue import FirmwareEngine, InstallChain
 from .helpers import invalid_input
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
+from .release import ReleaseRecorder
 from .snapshot import PipelineSnapshot, build_snapshot
 from .store import EntryStore
 
@@ -96,6 +98,16 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         )
         self._announcer = Announcer(hass, entry.entry_id, lambda: self._configurations.nodes)
         self._installed = InstalledRecord(hass, entry, store, self._last_build_fingerprint)
+        self._release = ReleaseRecorder(
+            hass,
+            entry,
+            store,
+            config_dir=engine.config_dir,
+            esphome_version=esphome_version,
+            nodes=lambda: self._configurations.nodes,
+            last_build=self._engine.last_build,
+            on_recorded=self._on_configurations_changed,
+        )
         self._auto_installer = (
             AutoInstaller(hass, entry, store, self._configurations, self.async_install)
             if auto_install
@@ -321,6 +333,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     @callback
     def _job_completed(self, job: Job) -> None:
         self._installed.job_completed(job)
+        self._release.job_completed(job)
 
     def _last_build_fingerprint(self, configuration: str) -> str | None:
         build = self._engine.last_build(configuration)
@@ -343,6 +356,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             nodes=self._configurations.nodes,
             jobs=jobs,
             installed=self.store.installed,
+            installed_builds=self.store.installed_builds,
             queue=self._engine.queue_status(),
             engine_running=self._engine_running,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .engine.fingerprint import NodeInfo
 from .engine.models import Job, JobStatus, JobType, Lane, QueueStatus
@@ -72,6 +73,8 @@ class ConfigurationState:
     upload: JobView | None
     installed: str | None
     install_in_progress: bool
+    installed_build: Mapping[str, Any] | None = None
+    """What the installed build was made of (release.ReleaseRecorder), when recorded."""
     install_percentage: int | None
     last_error: JobView | None = None
     """The latest compile or upload that failed (else one that was cancelled), while it is
@@ -120,6 +123,7 @@ def build_snapshot(
     installed: Mapping[str, str],
     queue: QueueStatus,
     engine_running: bool,
+    installed_builds: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PipelineSnapshot:
     """Return the snapshot of these configurations over `jobs` (oldest first)."""
     latest: dict[tuple[str, JobType], Job] = {}
@@ -151,6 +155,7 @@ def build_snapshot(
             compile=compile_view,
             upload=upload_view,
             installed=installed.get(name),
+            installed_build=(installed_builds or {}).get(name),
             install_in_progress=in_progress,
             install_percentage=percentage,
             last_error=last_error(compile_view, upload_view),

@@ -53,8 +53,10 @@ async def test_install_button_runs_chain(
     events = async_capture_events(hass, EVENT_JOB)
 
     update = hass.states.get("update.kitchen_firmware")
-    assert update.state == "unknown"  # nothing installed yet
-    assert update.attributes["installed_version"] is None
+    # Never installed by the pipeline: offered as an update, with Install, from the start.
+    assert update.state == "on"
+    assert update.attributes["installed_version"] == "Not installed yet"
+    assert update.attributes["release_summary"].startswith("Never installed by ESPHome Pipeline")
     assert update.attributes["in_progress"] is False
 
     await hass.services.async_call(
@@ -84,7 +86,9 @@ async def test_install_button_runs_chain(
     assert hass.states.get("sensor.kitchen_upload").state == "completed"
     update = hass.states.get("update.kitchen_firmware")
     assert update.state == "off"
-    assert update.attributes["installed_version"] == update.attributes["latest_version"]
+    assert update.attributes["installed_version"].endswith(update.attributes["latest_version"][-7:])
+    assert update.attributes["installed_version"].startswith("2026.10.0 · ")
+    assert update.attributes["release_summary"] is None
     assert update.attributes["in_progress"] is False
 
     statuses = [(event.data["job_type"], event.data["status"]) for event in events]

@@ -170,6 +170,54 @@ def read_node(config_dir: Path, configuration: str, *, esphome_version: str) -> 
     )
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildInputs:
+    """What a configuration's fingerprint is made of, digest by digest (no content, no secret).
+
+    Comparing two of them says what changed between two builds: which files, which secrets
+    (by key; the value's digest only), and the ESPHome version.
+    """
+
+    esphome_version: str
+    files: dict[str, str]
+    """File label (relative to the folder) -> SHA-256 of its bytes, or "missing"."""
+    secrets: dict[str, str]
+    """Secret key -> SHA-256 of its value, or "missing"."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "esphome_version": self.esphome_version,
+            "files": dict(self.files),
+            "secrets": dict(self.secrets),
+        }
+
+
+def read_inputs(config_dir: Path, configuration: str, *, esphome_version: str) -> BuildInputs:
+    """Return the inputs the fingerprint of `configuration` covers. Blocking.
+
+    Raises ConfigurationReadError when the file cannot be read or parsed.
+    """
+    path = config_dir / configuration
+    try:
+        raw = path.read_bytes()
+        document = load_yaml_text(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigurationReadError(str(err)) from err
+    inputs = _Inputs()
+    inputs.seen.add(path.resolve())
+    inputs.files.append((path.name, raw))
+    _collect(config_dir.resolve(), path, document, inputs)
+    return BuildInputs(
+        esphome_version=esphome_version,
+        files={
+            label: "missing" if content is None else hashlib.sha256(content).hexdigest()
+            for label, content in inputs.files
+        },
+        secrets=dict(inputs.secrets),
+    )
+
+
 def _substituted(value: Any, substitutions: dict[Any, Any]) -> str | None:
     if value is None or isinstance(value, Tagged | SecretRef | IncludeRef | IncludeDirRef):
         return None
