@@ -21,7 +21,7 @@ from homeassistant.components.update import (
     UpdateEntityFeature,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
@@ -104,6 +104,7 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         await super().async_added_to_hass()
         self._refresh_summary()
 
+    @callback
     def _handle_coordinator_update(self) -> None:
         self._refresh_summary()
         super()._handle_coordinator_update()

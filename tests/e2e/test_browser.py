@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 import contextlib
 from pathlib import Path
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -167,11 +168,12 @@ async def test_never_installed_device_installs_from_its_update_dialog(
         await expect_text(dialog, "Not installed yet")
         await expect_text(dialog, "Never installed by ESPHome Pipeline")
         await page.screenshot(path=str(SCREENSHOTS / "3-never-installed-dialog.png"))
-        await dialog.get_by_role("button", name="Install").click()
+        # Home Assistant's dialog names the install action "Update".
+        await dialog.get_by_role("button", name=re.compile(r"^(install|update)$", re.I)).click()
 
         await jobs.wait_for(job_seen(jobs, configuration, "upload", *TERMINAL))
         assert last_event(jobs, configuration, "upload")["status"] == "completed"
-        await expect_text(dialog, "up-to-date")
+        await expect_text(dialog, re.compile("up-to-date", re.I))
         await page.screenshot(path=str(SCREENSHOTS / "4-installed-from-dialog.png"))
         await page.keyboard.press("Escape")
         await expect_text(firmware, "Up-to-date")
@@ -231,6 +233,8 @@ async def test_cancel_on_the_device_page_stops_a_running_compile(
         await page.screenshot(path=str(SCREENSHOTS / "6-before-cancel.png"))
         await press(page, "Cancel")
 
+        # The held upload ends at once; the compile once its process tree is gone.
+        await jobs.wait_for(job_seen(jobs, configuration, "compile", *TERMINAL))
         await jobs.wait_for(job_seen(jobs, configuration, "upload", *TERMINAL))
         cancelled = last_event(jobs, configuration, "compile")
         assert cancelled["status"] == "cancelled"
@@ -246,7 +250,7 @@ async def test_cancel_on_the_device_page_stops_a_running_compile(
     assert not [command for _pid, command in site.esphome_processes() if configuration in command]
 
 
-async def expect_text(locator: Locator, text: str) -> None:
+async def expect_text(locator: Locator, text: str | re.Pattern[str]) -> None:
     """Wait until `locator` shows `text` (a failure guard, not a timing assertion)."""
     from playwright.async_api import expect
 
