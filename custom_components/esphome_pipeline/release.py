@@ -144,16 +144,26 @@ class ReleaseRecorder:
         self._nodes = nodes
         self._last_build = last_build
         self._on_recorded = on_recorded
+        self._recording: set[str] = set()
 
     @callback
     def job_completed(self, job: Job) -> None:
-        """Record the build a completed upload installed (once per upload job)."""
+        """Record the build a completed upload installed (once per installed build).
+
+        At a start every completed upload of the history comes by again: a build already
+        recorded, or being recorded, is not recorded twice.
+        """
         if job.job_type is not JobType.UPLOAD:
             return
         fingerprint = self._store.installed.get(job.configuration)
         recorded = self._store.installed_builds.get(job.configuration, {})
-        if fingerprint is None or recorded.get("job_id") == job.job_id:
+        if (
+            fingerprint is None
+            or recorded.get("fingerprint") == fingerprint
+            or job.configuration in self._recording
+        ):
             return
+        self._recording.add(job.configuration)
         build = self._last_build(job.configuration)
         node = self._nodes().get(job.configuration)
         details: dict[str, Any] = {
@@ -174,13 +184,16 @@ class ReleaseRecorder:
     async def _async_record(
         self, configuration: str, details: dict[str, Any], *, with_inputs: bool
     ) -> None:
-        if with_inputs:
-            inputs = await async_read_inputs(
-                self._hass, self._config_dir, configuration, self._esphome_version
-            )
-            if inputs is not None:
-                details["inputs"] = inputs.to_dict()
-        self._store.set_installed_build(configuration, details)
+        try:
+            if with_inputs:
+                inputs = await async_read_inputs(
+                    self._hass, self._config_dir, configuration, self._esphome_version
+                )
+                if inputs is not None:
+                    details["inputs"] = inputs.to_dict()
+            self._store.set_installed_build(configuration, details)
+        finally:
+            self._recording.discard(configuration)
         self._on_recorded()
         await self._store.async_save()
 
