@@ -52,6 +52,7 @@ from .preflight import (
 from .provision.manager import async_remove_unused_environments
 from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
+from .static import async_register_static_paths
 from .store import EntryStore
 from .websocket_api import async_setup_websocket_api
 
@@ -60,10 +61,11 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions, the WebSocket API and the card (once, whatever the entries)."""
+    """Register the actions, the WebSocket API, the card and the integration's own files."""
     async_setup_services(hass)
     async_setup_websocket_api(hass)
     await async_register_card(hass)
+    await async_register_static_paths(hass)
     return True
 
 

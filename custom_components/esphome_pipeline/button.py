@@ -1,7 +1,9 @@
-"""Buttons: install and clean per configuration; reset of the build environment on the hub.
+"""Buttons: install, cancel and clean per configuration; reset of the build environment on the hub.
 
 A press calls the coordinator's request its description names (`press_fn`); the coordinator
-reads the folder first, so an install is labelled with the file as it is now.
+reads the folder first, so an install is labelled with the file as it is now. A button whose
+description has an `available_fn` is available only while it says so (Cancel: while one of the
+configuration's jobs is queued or running).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .entity import ConfigurationEntity, HubEntity, async_add_configuration_entities
 from .helpers import engine_error_handler
+from .snapshot import ConfigurationState
 
 # A press only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
@@ -28,6 +31,7 @@ class ConfigurationButtonEntityDescription(ButtonEntityDescription):
     """A button of one configuration: what a press asks the coordinator for."""
 
     press_fn: Callable[[PipelineCoordinator, str], Awaitable[object]]
+    available_fn: Callable[[ConfigurationState], bool] = lambda _state: True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +47,12 @@ CONFIGURATION_BUTTONS: Final = (
         translation_key="install",
         # Over OTA, exactly as the `install` action without a port.
         press_fn=lambda coordinator, name: coordinator.async_install([name]),
+    ),
+    ConfigurationButtonEntityDescription(
+        key="cancel",
+        translation_key="cancel",
+        press_fn=lambda coordinator, name: coordinator.async_cancel_configurations([name]),
+        available_fn=lambda state: state.active,
     ),
     ConfigurationButtonEntityDescription(
         key="clean",
@@ -97,9 +107,17 @@ class ConfigurationButton(ConfigurationEntity, ButtonEntity):
         """Bind to the configuration."""
         super().__init__(coordinator, configuration, description)
 
+    @property
+    def available(self) -> bool:
+        """Return True while the configuration exists and the button can do something."""
+        state = self.state_of_configuration
+        return (
+            super().available and state is not None and self.entity_description.available_fn(state)
+        )
+
     @engine_error_handler
     async def async_press(self) -> None:
-        """Queue the job."""
+        """Ask the coordinator for what the button does."""
         await self.entity_description.press_fn(self.coordinator, self.configuration)
 
 

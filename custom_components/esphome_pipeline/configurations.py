@@ -26,6 +26,8 @@ from homeassistant.helpers import device_registry as dr
 from .const import DOMAIN, PORT_OTA
 from .discovery import ScanResult, scan_config_dir
 from .engine.fingerprint import NodeInfo
+from .engine.input_rules import check_configuration_file
+from .helpers import invalid_input
 from .issues import async_clear_unreadable, async_report_unreadable
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,6 +101,26 @@ class Configurations:
         if port == PORT_OTA and node is not None and node.platform == HOST_PLATFORM:
             return HOST_PLATFORM_PORT
         return port
+
+    async def async_targets(self, configurations: Sequence[str]) -> list[str]:
+        """Rescan, then return the named configurations once each, in order.
+
+        Raises a translated `ServiceValidationError` for a name the folder does not hold, and
+        the engine's `InvalidConfigurationError` for a file that is no longer a regular file
+        inside the folder (checked again now, not only at the last scan: it is what ESPHome
+        will open).
+        """
+        await self.async_rescan()
+        for name in configurations:
+            if name not in self.nodes:
+                raise invalid_input("unknown_configuration", configuration=name)
+        names = list(dict.fromkeys(configurations))
+        await self._hass.async_add_executor_job(self._check_files, names)
+        return names
+
+    def _check_files(self, names: list[str]) -> None:
+        for name in names:
+            check_configuration_file(self._config_dir, name)
 
     async def async_rescan(self) -> None:
         """Scan the folder now and apply the result (devices, issues, then `on_change`)."""

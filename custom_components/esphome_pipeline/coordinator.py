@@ -14,7 +14,9 @@ targeted, a deleted one cannot, and an install or compile is labelled with the f
 the file as it is now.
 
 Collaborators: `configurations.Configurations` (the folder, devices, issues),
-`installed.InstalledRecord` (installed fingerprints), `auto_install.AutoInstaller` (when the
+`announce.Announcer` (the event's data, one log line per job start and end),
+`installed.InstalledRecord` (installed fingerprints), `release.ReleaseRecorder` (what an
+installed build was made of), `auto_install.AutoInstaller` (when the
 option is on) and `snapshot.build_snapshot` (what the entities show).
 """
 
@@ -32,6 +34,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
+from .announce import PUSH_LOGGER, Announcer
 from .auto_install import AutoInstaller
 from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
@@ -39,13 +42,13 @@ from .engine.events import EventKind, JobEvent
 from .engine.executors import Executor
 from .engine.fingerprint import NodeInfo
 from .engine.firmware import FirmwareEngine, InstallChain
-from .engine.input_rules import check_configuration_file, check_serial_port
+from .engine.input_rules import check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
 from .engine.routing import Routing
-from .engine.streams import DEFAULT_MAX_LINES, JobStream
-from .helpers import invalid_input
+from .engine.streams import DEFAULT_MAX_LINES as MAX_LINES, JobStream
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
+from .release import ReleaseRecorder
 from .snapshot import PipelineSnapshot, build_snapshot
 from .store import EntryStore
 
@@ -83,7 +86,11 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     ) -> None:
         """Create the coordinator; `async_start` loads the engine and starts the lanes."""
         super().__init__(
-            hass, _LOGGER, config_entry=entry, name=f"{DOMAIN} {entry.title}", update_interval=None
+            hass,
+            PUSH_LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=None,
         )
         self._engine = engine
         self.store = store
@@ -96,7 +103,18 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             esphome_version=esphome_version,
             on_change=self._on_configurations_changed,
         )
+        self._announcer = Announcer(hass, entry.entry_id, lambda: self._configurations.nodes)
         self._installed = InstalledRecord(hass, entry, store, self._last_build_fingerprint)
+        self._release = ReleaseRecorder(
+            hass,
+            entry,
+            store,
+            config_dir=engine.config_dir,
+            esphome_version=esphome_version,
+            nodes=lambda: self._configurations.nodes,
+            last_build=self._engine.last_build,
+            on_recorded=self._on_configurations_changed,
+        )
         self._auto_installer = (
             AutoInstaller(hass, entry, store, self._configurations, self.async_install)
             if auto_install
@@ -210,23 +228,11 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     # -------------------------------------------------------------------------- requests
 
     async def async_targets(self, configurations: Sequence[str]) -> list[str]:
-        """Rescan, then return the named configurations once each, in order.
+        """Rescan, then return the named configurations once each, in order (checked files).
 
         Raises a translated `ServiceValidationError` for a name the folder does not hold.
         """
-        await self.async_rescan()
-        for name in configurations:
-            if name not in self._configurations.nodes:
-                raise invalid_input("unknown_configuration", configuration=name)
-        names = list(dict.fromkeys(configurations))
-        # Checked again now, not only at the last scan: the file ESPHome will open must still
-        # be a regular file inside the folder.
-        await self.hass.async_add_executor_job(self._check_files, names)
-        return names
-
-    def _check_files(self, names: list[str]) -> None:
-        for name in names:
-            check_configuration_file(self.config_dir, name)
+        return await self._configurations.async_targets(configurations)
 
     async def _async_port(self, port: str) -> str:
         """Return the validated port; a serial device must be a TTY here (checked off-loop)."""
@@ -317,9 +323,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Route compiles by `routing` from now on (peers.py keeps it current)."""
         self._engine.set_routing(routing)
 
-    def open_stream(
-        self, *, job_id: str | None = None, max_lines: int = DEFAULT_MAX_LINES
-    ) -> JobStream:
+    def open_stream(self, *, job_id: str | None = None, max_lines: int = MAX_LINES) -> JobStream:
         """Return a bounded, coalescing stream of job events (of one job, or all); close it."""
         return self._engine.open_stream(job_id=job_id, max_lines=max_lines)
 
@@ -343,7 +347,8 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         # The engine also reports `held` flips as status events; the HA event is promised
         # per status change, so it fires only when the status differs from the last one sent.
         if self._announced.get(job.job_id) is not job.status:
-            self.hass.bus.async_fire(EVENT_JOB, job.public_dict())
+            self.hass.bus.async_fire(EVENT_JOB, self._announcer.event_data(job))
+            self._announcer.log(job)
             if job.is_terminal:
                 self._announced.pop(job.job_id, None)
             else:
@@ -355,6 +360,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     @callback
     def _job_completed(self, job: Job) -> None:
         self._installed.job_completed(job)
+        self._release.job_completed(job)
 
     def _last_build_fingerprint(self, configuration: str) -> str | None:
         build = self._engine.last_build(configuration)
@@ -377,6 +383,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             nodes=self._configurations.nodes,
             jobs=jobs,
             installed=self.store.installed,
+            installed_builds=self.store.installed_builds,
             queue=self._engine.queue_status(),
             engine_running=self._engine_running,
         )

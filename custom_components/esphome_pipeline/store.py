@@ -36,6 +36,7 @@ _JOBS: Final = JOBS_KEY
 _BUILDS: Final = BUILDS_KEY
 _INSTALLED: Final = "installed"
 _AUTO_INSTALLED: Final = "auto_installed"
+_INSTALLED_BUILDS: Final = "installed_builds"
 
 
 class _VersionedStore(Store[dict[str, Any]]):
@@ -119,6 +120,15 @@ class EntryStore:
         """Record a successful install (in memory at once; `async_save` writes it)."""
         self._data[_INSTALLED][configuration] = fingerprint
 
+    @property
+    def installed_builds(self) -> dict[str, dict[str, Any]]:
+        """What each configuration's installed build was made of (release.py), read-only view."""
+        return dict(self._data[_INSTALLED_BUILDS])
+
+    def set_installed_build(self, configuration: str, build: dict[str, Any]) -> None:
+        """Record the installed build's details (`async_save` writes them)."""
+        self._data[_INSTALLED_BUILDS][configuration] = build
+
     def set_auto_installed(self, configuration: str, fingerprint: str) -> None:
         """Record that auto-install queued this fingerprint (`async_save` writes it)."""
         self._data[_AUTO_INSTALLED][configuration] = fingerprint
@@ -134,6 +144,7 @@ class EntryStore:
             _BUILDS: self._data[_BUILDS],
             _INSTALLED: dict(self._data[_INSTALLED]),
             _AUTO_INSTALLED: dict(self._data[_AUTO_INSTALLED]),
+            _INSTALLED_BUILDS: dict(self._data[_INSTALLED_BUILDS]),
         }
 
 
@@ -171,6 +182,7 @@ def _normalised(data: object) -> dict[str, Any]:
         _BUILDS: document.get(_BUILDS),
         _INSTALLED: _fingerprints(document.get(_INSTALLED), _INSTALLED, problems),
         _AUTO_INSTALLED: _fingerprints(document.get(_AUTO_INSTALLED), _AUTO_INSTALLED, problems),
+        _INSTALLED_BUILDS: _builds(document.get(_INSTALLED_BUILDS), problems),
     }
     if problems:
         _LOGGER.warning("Parts of the stored state were unreadable: %s", "; ".join(problems))
@@ -190,4 +202,22 @@ def _fingerprints(value: object, section: str, problems: list[str]) -> dict[str,
     }
     if len(kept) < len(value):
         problems.append(f"{len(value) - len(kept)} of {len(value)} '{section}' entries")
+    return kept
+
+
+def _builds(value: object, problems: list[str]) -> dict[str, dict[str, Any]]:
+    """Installed build details: objects under configuration names (release.py reads them
+    field by field, tolerating anything missing)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"'{_INSTALLED_BUILDS}' is not an object")
+        return {}
+    kept = {
+        key: build
+        for key, build in value.items()
+        if is_configuration_file_name(key) and isinstance(build, dict)
+    }
+    if len(kept) < len(value):
+        problems.append(f"{len(value) - len(kept)} of {len(value)} '{_INSTALLED_BUILDS}' entries")
     return kept

@@ -1,12 +1,13 @@
 """The `firmware` update entity of each configuration.
 
-`latest_version` is the configuration's current fingerprint (what it would build now),
-`installed_version` the fingerprint of its last successful install, so an edited
-configuration shows "update available". Install queues an install chain over OTA, exactly as
-the `install` action does. `update_percentage` = compile progress x 0.8 + upload progress
-x 0.2 (see snapshot.COMPILE_SHARE). Every value comes from the configuration's state in the
-snapshot; there is one firmware entity per configuration, so its description holds only the
-static parts.
+`latest_version` says what the configuration would build now ("2026.10.0 · 1a2b3c4": the
+ESPHome version and the fingerprint's start), `installed_version` what its last successful
+install built (ESPHome version, build time, hash), or "Not installed yet": a device ESPHome
+Pipeline never installed is offered Install from the first minute and is listed under
+Settings → Updates. The release summary says what changed since the installed build
+(release.py). Install queues an install chain over OTA, exactly as the `install` action does.
+`update_percentage` = compile progress x 0.8 + upload progress x 0.2 (snapshot.COMPILE_SHARE).
+The entity picture is the integration's icon, served by the integration itself (no internet).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from homeassistant.components.update import (
     UpdateEntityFeature,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
@@ -28,6 +29,14 @@ from .entity import ConfigurationEntity, async_add_configuration_entities
 from .esphome_update import ManagedEsphomeUpdateEntity
 from .helpers import engine_error_handler
 from .provision.manager import managed_esphome_version
+from .release import (
+    async_read_inputs,
+    installed_version,
+    latest_version,
+    release_summary,
+    same_build,
+)
+from .static import ICON_URL
 
 # Installing only queues a job; the engine serialises the real work.
 PARALLEL_UPDATES = 0
@@ -72,18 +81,84 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
     def __init__(self, coordinator: PipelineCoordinator, configuration: str) -> None:
         """Bind to the configuration."""
         super().__init__(coordinator, configuration, FIRMWARE)
+        self._summary: str | None = None
+        self._summary_of: tuple[str, str | None] | None = None
 
     @property
     def installed_version(self) -> str | None:
-        """Return the fingerprint of the last successful install, if any."""
+        """Return what the last successful install built, or "Not installed yet"."""
         state = self.state_of_configuration
-        return None if state is None else state.installed
+        if state is None:
+            return None
+        return installed_version(state.installed, state.installed_build)
 
     @property
     def latest_version(self) -> str | None:
-        """Return the fingerprint of the current configuration."""
+        """Return what the configuration would build now."""
         state = self.state_of_configuration
-        return None if state is None else state.node.fingerprint
+        if state is None:
+            return None
+        return latest_version(self.coordinator.esphome_version, state.node.fingerprint)
+
+    @property
+    def entity_picture(self) -> str | None:
+        """Return the integration's icon, served by the integration itself (works offline)."""
+        return ICON_URL
+
+    @property
+    def release_summary(self) -> str | None:
+        """Return what changed since the installed build (None when it is current)."""
+        return self._summary
+
+    async def async_added_to_hass(self) -> None:
+        """Work out the first release summary."""
+        await super().async_added_to_hass()
+        self._refresh_summary()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        self._refresh_summary()
+        super()._handle_coordinator_update()
+
+    def _refresh_summary(self) -> None:
+        """Recompute the summary when the current or the installed build changed."""
+        state = self.state_of_configuration
+        if state is None:
+            return
+        key = (state.node.fingerprint, state.installed)
+        if key == self._summary_of:
+            return
+        self._summary_of = key
+        # At once what needs no file: "never installed", or nothing changed.
+        self._summary = release_summary(
+            fingerprint=state.node.fingerprint,
+            installed=state.installed,
+            build=state.installed_build,
+            current=None,
+        )
+        if state.installed is not None and state.installed != state.node.fingerprint:
+            self.coordinator.config_entry.async_create_task(
+                self.hass, self._async_summarise(key), "firmware release summary"
+            )
+
+    async def _async_summarise(self, key: tuple[str, str | None]) -> None:
+        """Compare the installed build's inputs with the files as they are now."""
+        current = await async_read_inputs(
+            self.hass,
+            self.coordinator.config_dir,
+            self.configuration,
+            self.coordinator.esphome_version,
+        )
+        state = self.state_of_configuration
+        if state is None or self._summary_of != key:
+            return  # the configuration changed again meanwhile: a newer run covers it
+        self._summary = release_summary(
+            fingerprint=state.node.fingerprint,
+            installed=state.installed,
+            build=state.installed_build,
+            current=current,
+        )
+        self.async_write_ha_state()
 
     @property
     def in_progress(self) -> bool:
@@ -98,8 +173,8 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         return None if state is None else state.install_percentage
 
     def version_is_newer(self, latest_version: str, installed_version: str) -> bool:
-        """Fingerprints are not ordered: any difference means the configuration changed."""
-        return latest_version != installed_version
+        """Builds are not ordered: any other build (or none installed) is an update."""
+        return not same_build(latest_version, installed_version)
 
     @engine_error_handler
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:

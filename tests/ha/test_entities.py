@@ -53,8 +53,10 @@ async def test_install_button_runs_chain(
     events = async_capture_events(hass, EVENT_JOB)
 
     update = hass.states.get("update.kitchen_firmware")
-    assert update.state == "unknown"  # nothing installed yet
-    assert update.attributes["installed_version"] is None
+    # Never installed by the pipeline: offered as an update, with Install, from the start.
+    assert update.state == "on"
+    assert update.attributes["installed_version"] == "Not installed yet"
+    assert update.attributes["release_summary"].startswith("Never installed by ESPHome Pipeline")
     assert update.attributes["in_progress"] is False
 
     await hass.services.async_call(
@@ -84,7 +86,9 @@ async def test_install_button_runs_chain(
     assert hass.states.get("sensor.kitchen_upload").state == "completed"
     update = hass.states.get("update.kitchen_firmware")
     assert update.state == "off"
-    assert update.attributes["installed_version"] == update.attributes["latest_version"]
+    assert update.attributes["installed_version"].endswith(update.attributes["latest_version"][-7:])
+    assert update.attributes["installed_version"].startswith("2026.10.0 · ")
+    assert update.attributes["release_summary"] is None
     assert update.attributes["in_progress"] is False
 
     statuses = [(event.data["job_type"], event.data["status"]) for event in events]
@@ -100,7 +104,7 @@ async def test_install_button_runs_chain(
     assert set(events[0].data) == {
         "job_id", "configuration", "job_type", "status", "lane", "depends_on", "held",
         "source", "peer", "port", "progress", "skipped", "exit_code", "error",
-        "created_at", "started_at", "finished_at",
+        "created_at", "started_at", "finished_at", "device_id",
     }  # fmt: skip
 
     # The configuration changes: an update becomes available.
@@ -220,8 +224,16 @@ async def test_entity_of_removed_configuration(
     coordinator._configurations._nodes.clear()
     coordinator.async_set_updated_data(coordinator._snapshot())
     assert sensor.native_value == "idle"
-    assert sensor.extra_state_attributes == {"job_id": None, "progress": None, "held": False}
+    assert sensor.extra_state_attributes == {
+        "job_id": None,
+        "progress": None,
+        "error": None,
+        "cancel_reason": None,
+        "held": False,
+    }
     assert sensor.available is False
+    cancel = components["button"].get_entity("button.kitchen_cancel")
+    assert cancel.available is False
     assert update.installed_version is None
     assert update.latest_version is None
     assert update.in_progress is False

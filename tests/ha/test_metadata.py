@@ -120,8 +120,8 @@ def test_translation_keys_used_in_code_exist() -> None:
     assert {"cli_not_found", "cli_invalid", "cli_failed"} <= set(strings["options"]["error"])
     entity_keys = {key for platform in strings["entity"].values() for key in platform}
     assert entity_keys == {
-        "firmware", "compile", "upload", "compile_lane", "upload_lane", "queue_depth",
-        "install", "clean", "reset_build_env", "esphome",
+        "firmware", "compile", "upload", "last_error", "compile_lane", "upload_lane",
+        "queue_depth", "next_job", "install", "cancel", "clean", "reset_build_env", "esphome",
         "peer_connected", "peer_state", "peer_esphome_version",
     }  # fmt: skip
     icon_keys = {key for platform in _json("icons.json")["entity"].values() for key in platform}
@@ -138,3 +138,13 @@ def test_quality_scale_lists_every_rule() -> None:
             assert status.get("comment") or status["status"] != "exempt", name
         else:
             assert status in {"done", "todo"}, name
+
+
+def test_action_descriptions_are_plain_text() -> None:
+    """The action dialog shows descriptions as plain text: no Markdown backticks."""
+    for name, action in _json("strings.json")["services"].items():
+        assert "`" not in action["description"], name
+        for field_name, field in action["fields"].items():
+            assert "`" not in field["description"], (name, field_name)
+    force = _json("strings.json")["services"]["install"]["fields"]["force"]["description"]
+    assert "upload" in force  # install's force also never skips the upload

@@ -29,6 +29,7 @@ async def test_store_round_trip(hass: HomeAssistant, hass_storage: dict[str, Any
     await store.save(stored_state([{"job_id": "1"}], {"a.yaml": {"fingerprint": "f0"}}))
     store.set_installed("a.yaml", "f1")
     store.set_auto_installed("a.yaml", "f2")
+    store.set_installed_build("a.yaml", {"fingerprint": "f1"})
     await store.async_save()
     stored = hass_storage[storage_key("abc")]
     assert stored["version"] == 1
@@ -38,12 +39,14 @@ async def test_store_round_trip(hass: HomeAssistant, hass_storage: dict[str, Any
         "builds": {"a.yaml": {"fingerprint": "f0"}},
         "installed": {"a.yaml": "f1"},
         "auto_installed": {"a.yaml": "f2"},
+        "installed_builds": {"a.yaml": {"fingerprint": "f1"}},
     }
     again = EntryStore(hass, "abc")
     await again.async_load()
     assert await again.load() == stored_state([{"job_id": "1"}], {"a.yaml": {"fingerprint": "f0"}})
     assert again.installed == {"a.yaml": "f1"}
     assert again.auto_installed == {"a.yaml": "f2"}
+    assert again.installed_builds == {"a.yaml": {"fingerprint": "f1"}}
     await again.async_remove()
     assert storage_key("abc") not in hass_storage
 
@@ -196,7 +199,11 @@ async def test_envelope_salvage_without_a_file(
 def test_normalisation_of_any_json(data: object) -> None:
     """Any JSON normalises without raising; maps hold only usable entries, all good ones kept."""
     normalised = _normalised(data)
-    assert set(normalised) == {"jobs", "builds", "installed", "auto_installed"}
+    assert set(normalised) == {"jobs", "builds", "installed", "auto_installed", "installed_builds"}
+    assert all(
+        is_configuration_file_name(key) and isinstance(value, dict)
+        for key, value in normalised["installed_builds"].items()
+    )
     for section in ("installed", "auto_installed"):
         kept = normalised[section]
         assert all(
@@ -213,3 +220,12 @@ def test_normalisation_of_any_json(data: object) -> None:
             assert kept == good
     stored_jobs = data.get("jobs") if isinstance(data, dict) else None
     assert normalised["jobs"] == ([] if stored_jobs is None else stored_jobs)
+
+
+def test_installed_builds_keep_only_objects_under_file_names() -> None:
+    """A damaged installed-builds section keeps what is usable and says what it dropped."""
+    normalised = _normalised(
+        {"installed_builds": {"a.yaml": {"fingerprint": "f"}, "../b": {}, "c.yaml": "x"}}
+    )
+    assert normalised["installed_builds"] == {"a.yaml": {"fingerprint": "f"}}
+    assert _normalised({"installed_builds": ["a.yaml"]})["installed_builds"] == {}

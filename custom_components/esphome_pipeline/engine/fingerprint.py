@@ -193,6 +193,27 @@ class Fingerprinter:
             self._records[configuration] = _Record(tuple(stamps.items()), node)
         return node
 
+    def inputs_of(self, configuration: str) -> Inputs:
+        """Return every input the configuration's fingerprint covers, read afresh.
+
+        Raises ConfigurationReadError when the file cannot be read or parsed.
+        """
+        path = os.path.join(self._config_dir, configuration)
+        stamp = stamp_of(path)
+        try:
+            with open(path, "rb") as file:
+                raw = file.read()
+            document = load_yaml_structure(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigurationReadError(str(err)) from err
+        if stamp is None:
+            raise ConfigurationReadError(f"{configuration} vanished while it was read")
+        with self._lock:
+            digest = self._hashes.digest(path, stamp, content=raw) or ""
+            return InputCollector(self._root, self._hashes, self._read_document).collect(
+                path, digest, document
+            )
+
     def flush(self) -> None:
         """Write the on-disk cache layer when it changed."""
         with self._lock:
@@ -288,6 +309,46 @@ def read_node(
         build_options=build_options,
         cache_file=None,
     ).read_node(configuration)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildInputs:
+    """What a configuration's fingerprint is made of, digest by digest (no content, no secret).
+
+    Comparing two of them says what changed between two builds: which files, which secrets
+    (by key; the value's digest only), and the ESPHome version.
+    """
+
+    esphome_version: str
+    files: dict[str, str]
+    """File label (relative to the folder) -> SHA-256 of its bytes, or "missing"."""
+    secrets: dict[str, str]
+    """Secret key -> SHA-256 of its value, or "missing"."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "esphome_version": self.esphome_version,
+            "files": dict(self.files),
+            "secrets": dict(self.secrets),
+        }
+
+
+def read_inputs(config_dir: Path, configuration: str, *, esphome_version: str) -> BuildInputs:
+    """Return the inputs the fingerprint of `configuration` covers. Blocking.
+
+    Raises ConfigurationReadError when the file cannot be read or parsed.
+    """
+    inputs = Fingerprinter(config_dir, esphome_version=esphome_version, cache_file=None).inputs_of(
+        configuration
+    )
+    return BuildInputs(
+        esphome_version=esphome_version,
+        files={
+            label: "missing" if digest is None else digest for label, digest in inputs.files.items()
+        },
+        secrets=dict(inputs.secrets),
+    )
 
 
 def _substituted(value: Any, substitutions: dict[Any, Any]) -> str | None:

@@ -164,26 +164,153 @@ def indicates_failure(lines: Iterable[str]) -> bool:
 FAILURE_SUMMARY_LIMIT: Final = 240
 """Characters of ESPHome's own message kept in a failed job's `error`."""
 
-_ERROR_LINE: Final = re.compile(r"\berror\b|\bfailed\b", re.IGNORECASE)
+# ESPHome's log lines start with their level; a message of its own starts with `ERROR `.
+_LOG_LEVEL: Final = re.compile(r"^(?:ERROR|WARNING|INFO|DEBUG|CRITICAL)\s+")
+# A compiler's or a linker's own diagnosis (gcc and clang format: `file:line:col: error: ...`).
+_COMPILER_ERROR: Final = re.compile(r":\s(?:fatal\s)?error:\s")
+_LINKER_ERROR: Final = re.compile(r"(?:undefined reference to|multiple definition of)\s.*")
+# Summaries that only say that something failed, not why: used when nothing better is there.
+_GENERIC_ERROR: Final = re.compile(
+    r"^(?:collect2: error: ld returned|ninja: build stopped|\*\*\* \[.*\] Error \d"
+    r"|ERROR (?:Host build failed|Build failed)|={3,}.*FAILED)"
+)
+_ERROR_WORD: Final = re.compile(r"\berror\b|\bfailed\b", re.IGNORECASE)
+_READING_CONFIG: Final = "Error while reading config:"
+_TRACEBACK: Final = "Traceback (most recent call last):"
 
 
 def failure_summary(lines: Sequence[str]) -> str | None:
     """Return ESPHome's own explanation of a failure, to show next to the exit code.
 
-    A configuration error comes after "Failed config" as an indented message under the
-    `key: [source file:line]` line it concerns; anything else is the last line that names an
-    error (a compiler's `error:`, ESPHome's `ERROR ...`), else the last line printed.
+    Tried in this order, each on what ESPHome 2026 prints (see tests/fixtures/esphome_output):
+    a validation error under "Failed config"; a file ESPHome could not read ("Error while
+    reading config", a missing secret, a YAML syntax error); the first compiler or linker
+    error; the exception that ended a Python traceback; ESPHome's last `ERROR` line (an OTA
+    upload's reason); else the last line that names an error, else the last line printed.
     """
-    texts = [line.strip() for line in lines]
-    if "Failed config" in texts:
-        after = texts[texts.index("Failed config") + 1 :]
-        for text in after:
-            if text and not text.endswith("]"):
-                return _shorten(text)
+    texts = [line.rstrip() for line in lines]
+    for finder in (
+        _validation_error,
+        _reading_error,
+        _build_error,
+        _traceback_error,
+        _logged_error,
+        _any_error,
+    ):
+        if found := finder(texts):
+            return _shorten(found)
+    return None
+
+
+def _validation_error(texts: list[str]) -> str | None:
+    """The message of the first "Failed config" block.
+
+    ESPHome prints each invalid block as `key: [source file:line]`, then the block's YAML with
+    the message set apart by a blank (indented) line, right above the key it concerns:
+
+        sensor.uptime: [source kitchen.yaml:17]
+          platform: uptime
+          name: Uptime
+          <blank>
+          Unknown value 'banana', valid options are ...
+          update_interval: banana
+    """
+    if "Failed config" not in texts:
+        return None
+    block = texts[texts.index("Failed config") + 1 :]
+    in_block = False
+    blank = False
+    for text in block:
+        if not in_block:
+            in_block = text.endswith("]") and "[source " in text
+            continue
+        if not text.strip():
+            blank = True
+        elif blank:
+            return text.strip()
+    # An unusual layout: the first line that is not a block header.
+    return next(
+        (text.strip() for text in block if text.strip() and not text.endswith("]")),
+        "Failed config",
+    )
+
+
+def _reading_error(texts: list[str]) -> str | None:
+    """ESPHome's reason a file could not be read, with the place it names.
+
+    `ERROR Error while reading config: Invalid YAML syntax:` is followed by a blank line and
+    the reason; a location line (`in "file.yaml", line 6, column 9`) is put in brackets.
+    """
+    for index, text in enumerate(texts):
+        if _READING_CONFIG not in text:
+            continue
+        head = text.split(_READING_CONFIG, 1)[1].strip()
+        if not head.endswith(":"):
+            return head
+        parts: list[str] = []
+        for line in texts[index + 1 :]:
+            stripped = line.strip()
+            if _LOG_LEVEL.match(line):
+                break
+            if not stripped:
+                continue
+            if stripped.startswith("in ") and parts:
+                parts[-1] += f" ({stripped})"
+            else:
+                parts.append(stripped)
+        return "; ".join(parts) or head.rstrip(":")
+    return None
+
+
+def _build_error(texts: list[str]) -> str | None:
+    """The first error the compiler or the linker printed (the first one is the cause)."""
+    for text in texts:
+        if _GENERIC_ERROR.search(text):
+            continue
+        if _COMPILER_ERROR.search(text):
+            return text.strip()
+        if linker := _LINKER_ERROR.search(text):
+            return linker.group()
+    return None
+
+
+def _traceback_error(texts: list[str]) -> str | None:
+    """The exception line that ends the last Python traceback (`ModuleNotFoundError: ...`)."""
+    if _TRACEBACK not in texts:
+        return None
+    start = len(texts) - 1 - texts[::-1].index(_TRACEBACK)
+    for text in texts[start + 1 :]:
+        if text and not text[0].isspace():
+            return text.strip()
+    return None
+
+
+def _logged_error(texts: list[str]) -> str | None:
+    """ESPHome's last `ERROR` line that says more than "it failed"; its level dropped."""
     for text in reversed(texts):
-        if text and _ERROR_LINE.search(text):
-            return _shorten(text)
-    return next((_shorten(text) for text in reversed(texts) if text), None)
+        if text.startswith("ERROR ") and not _GENERIC_ERROR.search(text):
+            message = text.removeprefix("ERROR ").strip()
+            # `ERROR (If you know the IP, ...)` is advice printed under the real message.
+            if message and not message.startswith("("):
+                return message
+    return None
+
+
+def _any_error(texts: list[str]) -> str | None:
+    stripped = [text.strip() for text in texts]
+    for text in reversed(stripped):
+        if text and _ERROR_WORD.search(text):
+            return _LOG_LEVEL.sub("", text)
+    return next((text for text in reversed(stripped) if text), None)
+
+
+_EXIT_PREFIX: Final = re.compile(r"^ESPHome \w+ failed with exit code -?\d+: ")
+
+
+def reported_message(error: str) -> str:
+    """Return a failed job's `error` without the "ESPHome compile failed with exit code N: "
+    the executor puts before ESPHome's own message (what people want to read first)."""
+    return _EXIT_PREFIX.sub("", error, count=1)
 
 
 def _shorten(text: str) -> str:
