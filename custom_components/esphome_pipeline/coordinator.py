@@ -5,9 +5,9 @@ task of the entry, rescan every `RESCAN_INTERVAL`, stop), the intake of engine e
 request facade that actions, buttons, the update entity and diagnostics use. Nothing else in
 the Home Assistant layer touches the engine.
 
-Push only, no polling: every engine status change fires `esphome_pipeline_job` and pushes a
-new snapshot; progress pushes only when a job's percentage changed; output lines push nothing.
-Pushes within one loop iteration are coalesced into one.
+Push only: each status change fires `esphome_pipeline_job` at once, in order; then only the
+changed configuration's entities write state (`push.PushScheduler`). The whole snapshot is
+rebuilt for every entity only when configurations come or go, or the engine starts or ends.
 
 Requests that name configurations read the folder first, so a file saved a moment ago can be
 targeted, a deleted one cannot, and an install or compile is labelled with the fingerprint of
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 import logging
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
@@ -42,7 +42,14 @@ from .engine.queue import FirmwareEngine, InstallChain
 from .helpers import invalid_input
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
-from .snapshot import PipelineSnapshot, build_snapshot
+from .push import PushScheduler
+from .snapshot import (
+    ConfigurationState,
+    LatestJobs,
+    PipelineSnapshot,
+    build_snapshot,
+    configuration_state,
+)
 from .store import EntryStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,9 +101,11 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             if auto_install
             else None
         )
-        self._pushed_progress: dict[str, int | None] = {}
         self._announced: dict[str, JobStatus] = {}
-        self._push_handle: asyncio.Handle | None = None
+        self._latest = LatestJobs()
+        self._push = PushScheduler(hass, self._publish_changes)
+        self._known_nodes: Mapping[str, NodeInfo] = {}
+        self._published = False
         self._engine_running = False
         self._unsubscribe: Callable[[], None] | None = None
         self._stopping = False
@@ -133,7 +142,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         # Oldest first, so the newest build wins; this also records an upload that completed
         # while Home Assistant was down (the engine restores it as completed).
         for job in self._engine.jobs(statuses={JobStatus.COMPLETED}):
-            self._job_completed(job)
+            self._installed.job_completed(job)
         self._unsubscribe = self._engine.subscribe(self._on_job_event)
         self._engine_running = True
         task = self.config_entry.async_create_background_task(
@@ -145,16 +154,14 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
                 self.hass, self._on_rescan_timer, RESCAN_INTERVAL, cancel_on_shutdown=True
             )
         )
-        self.async_set_updated_data(self._snapshot())
+        self._publish_all()
 
     async def async_stop(self) -> None:
         """Stop the engine (running jobs come back queued next start) and every timer."""
         self._stopping = True
         if self._auto_installer is not None:
             self._auto_installer.stop()
-        if self._push_handle is not None:
-            self._push_handle.cancel()
-            self._push_handle = None
+        self._push.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -174,8 +181,18 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def _on_configurations_changed(self) -> None:
         if self._auto_installer is not None:
             self._auto_installer.check()
-        if self.data is not None:
-            self._schedule_push()
+        nodes = self._configurations.nodes
+        known, self._known_nodes = self._known_nodes, dict(nodes)
+        if not self._published or self._stopping:
+            return
+        if known.keys() != nodes.keys():
+            # Configurations came or went: entities are added or turn unavailable.
+            self._publish_all()
+        else:
+            # Most scans change nothing; an edited file republishes only its own entities.
+            self._push.configurations_changed(
+                [name for name, node in nodes.items() if known.get(name) != node]
+            )
 
     @callback
     def _on_engine_done(self, task: asyncio.Task[None]) -> None:
@@ -187,7 +204,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         _LOGGER.error(
             "The firmware engine stopped unexpectedly: %s", task.exception() or "no error"
         )
-        self.async_set_updated_data(self._snapshot())
+        self._publish_all()
 
     # -------------------------------------------------------------------------- requests
 
@@ -294,12 +311,13 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         job = event.job
         if event.kind is EventKind.OUTPUT:
             return
+        self._latest.observe(job)
         if event.kind is EventKind.PROGRESS:
-            if self._pushed_progress.get(job.job_id) != job.progress:
-                self._schedule_push()
+            self._push.progress(job)
             return
         # The engine also reports `held` flips as status events; the HA event is promised
         # per status change, so it fires only when the status differs from the last one sent.
+        # Fired here, synchronously, in the engine's order: no coalescing ever touches it.
         if self._announced.get(job.job_id) is not job.status:
             self.hass.bus.async_fire(EVENT_JOB, job.public_dict())
             if job.is_terminal:
@@ -307,34 +325,73 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             else:
                 self._announced[job.job_id] = job.status
             if job.status is JobStatus.COMPLETED:
-                self._job_completed(job)
-        self._schedule_push()
-
-    @callback
-    def _job_completed(self, job: Job) -> None:
-        self._installed.job_completed(job)
+                self._installed.job_completed(job)
+        self._push.status(job)
 
     def _last_build_fingerprint(self, configuration: str) -> str | None:
         build = self._engine.last_build(configuration)
         return None if build is None else build.fingerprint
 
-    @callback
-    def _schedule_push(self) -> None:
-        if self._push_handle is None and not self._stopping:
-            self._push_handle = self.hass.loop.call_soon(self._push)
+    # ------------------------------------------------------------------------ pushes
 
     @callback
-    def _push(self) -> None:
-        self._push_handle = None
-        self.async_set_updated_data(self._snapshot())
+    def async_add_configuration_listener(
+        self, configuration: str, update_callback: CALLBACK_TYPE
+    ) -> CALLBACK_TYPE:
+        """Call `update_callback` whenever the configuration's state changes; return the remover."""
+        return self._push.add_configuration_listener(configuration, update_callback)
 
-    def _snapshot(self) -> PipelineSnapshot:
+    @callback
+    def async_add_queue_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update_callback` whenever the queue status changes; return the remover."""
+        return self._push.add_queue_listener(update_callback)
+
+    @callback
+    def _publish_all(self) -> None:
+        """Rebuild the whole snapshot and tell every listener (rare: start, scan, engine end)."""
+        self._push.cancel_pending()
+        self._published = True
         jobs = self._engine.jobs()
-        self._pushed_progress = {job.job_id: job.progress for job in jobs if not job.is_terminal}
-        return build_snapshot(
-            nodes=self._configurations.nodes,
-            jobs=jobs,
-            installed=self.store.installed,
-            queue=self._engine.queue_status(),
-            engine_running=self._engine_running,
+        self._latest = LatestJobs(jobs)
+        self.async_set_updated_data(
+            build_snapshot(
+                nodes=self._configurations.nodes,
+                jobs=jobs,
+                installed=self.store.installed,
+                queue=self._engine.queue_status(),
+                engine_running=self._engine_running,
+            )
         )
+
+    @callback
+    def _publish_changes(self, configurations: Collection[str], queue: bool) -> None:
+        """Update the snapshot for what changed and tell only those listeners."""
+        if not self._published:
+            return
+        snapshot, nodes, installed = (
+            self.data,
+            self._configurations.nodes,
+            self.store.installed_view,
+        )
+        current = snapshot.configurations
+        changed: list[str] = []
+        updated: dict[str, ConfigurationState] | None = None
+        for name in configurations:
+            if (node := nodes.get(name)) is None:
+                continue
+            state = configuration_state(
+                name, node, self._latest, installed=installed.get(name), job_by_id=self._engine.get
+            )
+            if current.get(name) != state:
+                if updated is None:
+                    updated = dict(current)  # a published snapshot is never changed in place
+                updated[name] = state
+                changed.append(name)
+        status = self._engine.queue_status() if queue else snapshot.queue
+        queue_changed = status != snapshot.queue
+        if changed or queue_changed:
+            # Set without `async_set_updated_data`: that would call every entity's listener.
+            self.data = replace(
+                snapshot, configurations=current if updated is None else updated, queue=status
+            )
+        self._push.notify(changed, queue_changed)

@@ -2,7 +2,9 @@
 
 Entities of a configuration appear when its file appears (`async_add_configuration_entities`
 adds them on every snapshot that brings a new configuration) and go away with its device.
-They are available while the engine's lanes run and the configuration exists.
+They are available while the engine's lanes run and the configuration exists. Each entity
+writes state when its own configuration's state changes (hub entities: the queue status), or
+on the rare pushes that concern every entity (see the coordinator).
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ class HubEntity(PipelineEntity):
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
         self._attr_device_info = hub_device_info(coordinator)
 
+    async def async_added_to_hass(self) -> None:
+        """Also write state when the queue status changes (coalesced by the coordinator)."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_queue_listener(self._handle_coordinator_update)
+        )
+
 
 class ConfigurationEntity(PipelineEntity):
     """An entity of one configuration's device."""
@@ -80,6 +89,20 @@ class ConfigurationEntity(PipelineEntity):
             manufacturer="ESPHome",
             model=node.platform,
             via_device=(DOMAIN, entry_id),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Also write state when this configuration's state changes, and only then.
+
+        The coordinator's general listener (registered by the base class) fires only when
+        configurations come or go or the engine starts or ends; a job change reaches the
+        entities of its own configuration alone.
+        """
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_configuration_listener(
+                self.configuration, self._handle_coordinator_update
+            )
         )
 
     @property

@@ -8,7 +8,7 @@ result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .engine.fingerprint import NodeInfo
@@ -65,31 +65,50 @@ def build_snapshot(
     engine_running: bool,
 ) -> PipelineSnapshot:
     """Return the snapshot of these configurations over `jobs` (oldest first)."""
-    latest: dict[tuple[str, JobType], Job] = {}
-    for job in jobs:  # oldest first, so the newest of each kind wins
-        latest[(job.configuration, job.job_type)] = job
+    latest = LatestJobs(jobs)
     by_id = {job.job_id: job for job in jobs}
-    states: dict[str, ConfigurationState] = {}
-    for name, node in nodes.items():
-        compile_job = latest.get((name, JobType.COMPILE))
-        upload_job = latest.get((name, JobType.UPLOAD))
-        in_progress, percentage = install_progress(upload_job, by_id)
-        states[name] = ConfigurationState(
-            node=node,
-            compile=None if compile_job is None else JobView.of(compile_job),
-            upload=None if upload_job is None else JobView.of(upload_job),
-            installed=installed.get(name),
-            install_in_progress=in_progress,
-            install_percentage=percentage,
+    states = {
+        name: configuration_state(
+            name, node, latest, installed=installed.get(name), job_by_id=by_id.get
         )
+        for name, node in nodes.items()
+    }
     return PipelineSnapshot(configurations=states, queue=queue, engine_running=engine_running)
 
 
-def install_progress(upload: Job | None, jobs: Mapping[str, Job]) -> tuple[bool, int | None]:
+def configuration_state(
+    configuration: str,
+    node: NodeInfo,
+    latest: LatestJobs,
+    *,
+    installed: str | None,
+    job_by_id: Callable[[str], Job | None],
+) -> ConfigurationState:
+    """Return one configuration's state: the whole snapshot is this, per configuration.
+
+    The coordinator calls it for the configurations whose jobs changed, so the work of a
+    change does not grow with the fleet.
+    """
+    compile_job = latest.of(configuration, JobType.COMPILE)
+    upload_job = latest.of(configuration, JobType.UPLOAD)
+    in_progress, percentage = install_progress(upload_job, job_by_id)
+    return ConfigurationState(
+        node=node,
+        compile=None if compile_job is None else JobView.of(compile_job),
+        upload=None if upload_job is None else JobView.of(upload_job),
+        installed=installed,
+        install_in_progress=in_progress,
+        install_percentage=percentage,
+    )
+
+
+def install_progress(
+    upload: Job | None, job_by_id: Callable[[str], Job | None]
+) -> tuple[bool, int | None]:
     """Return (in progress, percentage) of a configuration's latest upload and its compile."""
     if upload is None or upload.is_terminal:
         return False, None
-    compile_job = jobs.get(upload.depends_on) if upload.depends_on else None
+    compile_job = job_by_id(upload.depends_on) if upload.depends_on else None
     if compile_job is None:
         return True, upload.progress
     if compile_job.status is JobStatus.COMPLETED:
@@ -100,3 +119,41 @@ def install_progress(upload: Job | None, jobs: Mapping[str, Job]) -> tuple[bool,
         compile_part = compile_job.progress
     upload_part = upload.progress or 0
     return True, round(compile_part * COMPILE_SHARE + upload_part * (1 - COMPILE_SHARE))
+
+
+class LatestJobs:
+    """The newest job of each kind per configuration, kept up to date from job events.
+
+    A job is newer than the one it replaces when it is seen for the first time: the engine
+    announces every job when it is placed, and places them in creation order. A job that was
+    replaced while still active (superseded, being terminated) is remembered until its last
+    event, so that event cannot make it the latest again.
+    """
+
+    __slots__ = ("_latest", "_replaced")
+
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+        """Start from `jobs`, oldest first (the engine's table)."""
+        self._latest: dict[tuple[str, JobType], Job] = {}
+        self._replaced: set[str] = set()
+        for job in jobs:
+            self.observe(job)
+
+    def of(self, configuration: str, job_type: JobType) -> Job | None:
+        """Return the configuration's newest job of this type, or None."""
+        return self._latest.get((configuration, job_type))
+
+    def observe(self, job: Job) -> bool:
+        """Take in an event of `job`; return True when it is its kind's newest job."""
+        key = (job.configuration, job.job_type)
+        current = self._latest.get(key)
+        if current is job:
+            return True
+        if job.job_id in self._replaced:
+            if job.is_terminal:
+                self._replaced.discard(job.job_id)
+            return False
+        if current is not None and not current.is_terminal:
+            self._replaced.add(current.job_id)
+        self._latest[key] = job
+        return True

@@ -15,7 +15,9 @@ as stored, whose restore checks every entry and reports what it drops.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import logging
+from types import MappingProxyType
 from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant
@@ -114,6 +116,11 @@ class EntryStore:
     def auto_installed(self) -> dict[str, str]:
         """Fingerprint auto-install last queued per configuration (read-only view)."""
         return dict(self._data[_AUTO_INSTALLED])
+
+    @property
+    def installed_view(self) -> Mapping[str, str]:
+        """The same map as `installed`, read-only and without a copy (read it, keep nothing)."""
+        return MappingProxyType(self._data[_INSTALLED])
 
     def set_installed(self, configuration: str, fingerprint: str) -> None:
         """Record a successful install (in memory at once; `async_save` writes it)."""

@@ -42,9 +42,9 @@ from .persistence import (
     RESTART_MARKER,
     DroppedJobs,
     JobStore,
+    StoredForms,
     prune,
     split_stored,
-    stored_form,
     stored_state,
 )
 from .recovery import ExitRecordKeeper, discard_all_exit_records, recover
@@ -118,6 +118,7 @@ class FirmwareEngine:
         self._builds = BuildLedger()
         self._hub = EventHub()
         self._records = ExitRecordKeeper(self._exit_dir)
+        self._stored_forms = StoredForms()
         self._saver = CoalescingSaver(self._prepare_save, store.save)
         self._local = LocalExecutor(cli=cli, config_dir=config_dir, exit_dir=self._exit_dir)
         self._dispatcher = Dispatcher(
@@ -540,7 +541,7 @@ class FirmwareEngine:
 
     def _prepare_save(self) -> tuple[dict[str, Any], AfterSave]:
         """Take the snapshot the saver writes, and what to do once it is stored."""
-        state = stored_state([stored_form(job) for job in self._table], self._builds.to_dict())
+        state = stored_state(self._stored_forms.forms(self._table), self._builds.to_dict())
         settled = self._records.take()
 
         async def after(stored: bool) -> None:
