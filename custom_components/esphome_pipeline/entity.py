@@ -9,7 +9,9 @@ on the rare pushes that concern every entity (see the coordinator).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import callback
@@ -22,6 +24,9 @@ from .configurations import device_identifier
 from .const import DOMAIN
 from .coordinator import PipelineCoordinator
 from .snapshot import ConfigurationState
+
+CONFIGURATIONS_PER_ADD: Final = 25
+"""Configurations whose entities are added in one loop iteration at setup."""
 
 
 class PipelineEntity(CoordinatorEntity[PipelineCoordinator]):
@@ -116,24 +121,37 @@ class ConfigurationEntity(PipelineEntity):
         return super().available and self.state_of_configuration is not None
 
 
-def async_add_configuration_entities(
+async def async_add_configuration_entities(
     coordinator: PipelineCoordinator,
     entry: ConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
     factory: Callable[[PipelineCoordinator, str], Iterable[Entity]],
 ) -> None:
-    """Add `factory`'s entities for every configuration now and for each new one later."""
+    """Add `factory`'s entities for every configuration now and for each new one later.
+
+    The first ones are added in slices of `CONFIGURATIONS_PER_ADD` configurations with a
+    yield to the loop in between: adding the entities of 500 configurations in one step would
+    hold the loop for the whole of it.
+    """
     known: set[str] = set()
+
+    @callback
+    def add(names: list[str]) -> None:
+        known.update(names)
+        async_add_entities([entity for name in names for entity in factory(coordinator, name)])
 
     @callback
     def add_new() -> None:
         current = set(coordinator.data.configurations)
         # Forget removed ones, so a file that comes back gets its entities again.
         known.intersection_update(current)
-        new = sorted(current - known)
-        if new:
-            known.update(new)
-            async_add_entities([entity for name in new for entity in factory(coordinator, name)])
+        if new := sorted(current - known):
+            add(new)
 
-    add_new()
+    first = sorted(coordinator.data.configurations)
+    for start in range(0, len(first), CONFIGURATIONS_PER_ADD):
+        if start:
+            await asyncio.sleep(0)
+        add(first[start : start + CONFIGURATIONS_PER_ADD])
+    add_new()  # the configurations a scan brought while this yielded
     entry.async_on_unload(coordinator.async_add_listener(add_new))

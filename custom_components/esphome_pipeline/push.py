@@ -6,7 +6,8 @@ write state (a bulk of 500 devices must not make 2,500 entities write on every c
 queue's sensors once per loop iteration however many jobs moved. A status change is published
 in the same loop iteration, always; a progress change at most every `PROGRESS_INTERVAL` per
 job (the first at once, the newest value when the interval ends), since a progress bar needs
-no more and a compile reports hundreds of percentages.
+no more and a compile reports hundreds of percentages. A burst is published in slices of
+`CONFIGURATIONS_PER_STEP` configurations, one slice per loop iteration.
 
 The `esphome_pipeline_job` event is not published here: the coordinator fires it at once, in
 the engine's order, and nothing here can delay or drop it.
@@ -28,6 +29,9 @@ from .engine.models import Job
 
 PROGRESS_INTERVAL: Final = 0.25
 """Seconds between two progress pushes of one job (status changes never wait)."""
+
+CONFIGURATIONS_PER_STEP: Final = 25
+"""Configurations republished in one loop iteration at most (5 entities each write state)."""
 
 type Publish = Callable[[Collection[str], bool], None]
 
@@ -170,6 +174,12 @@ class PushScheduler:
     @callback
     def _flush(self) -> None:
         self._handle = None
-        dirty, self._dirty = self._dirty, set()
+        if len(self._dirty) <= CONFIGURATIONS_PER_STEP:
+            dirty, self._dirty = self._dirty, set()
+        else:
+            # A burst (a bulk of 500 queued at once): a slice per loop iteration, so other
+            # work runs in between; the rest follows in the next iterations.
+            dirty = {self._dirty.pop() for _ in range(CONFIGURATIONS_PER_STEP)}
+            self._handle = self._hass.loop.call_soon(self._flush)
         queue, self._queue_dirty = self._queue_dirty, False
         self._publish(dirty, queue)

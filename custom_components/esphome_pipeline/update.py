@@ -44,7 +44,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a firmware entity per configuration."""
-    async_add_configuration_entities(
+    await async_add_configuration_entities(
         entry.runtime_data.coordinator,
         entry,
         async_add_entities,

@@ -90,3 +90,46 @@ async def test_bulk_keeps_every_status_event_in_order(
     assert hass.states.get("sensor.esphome_pipeline_esphome_compile_lane").state == "idle"
     assert hass.states.get("sensor.esphome_pipeline_esphome_upload_lane").state == "idle"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_scan_republishes_only_what_changed(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """An unchanged folder pushes nothing; an edited file pushes its own entities only."""
+    fake.add_config("kitchen")
+    fake.add_config("garage")
+    await setup_entry(hass, entry)
+    coordinator = coordinator_of(entry)
+    heard: dict[str, list[None]] = {"kitchen": [], "garage": [], "all": []}
+    unsubscribers = [
+        coordinator.async_add_configuration_listener(
+            "kitchen.yaml", lambda: heard["kitchen"].append(None)
+        ),
+        coordinator.async_add_configuration_listener(
+            "garage.yaml", lambda: heard["garage"].append(None)
+        ),
+        coordinator.async_add_listener(lambda: heard["all"].append(None)),
+    ]
+    await coordinator.async_rescan()
+    await hass.async_block_till_done()
+    assert heard == {"kitchen": [], "garage": [], "all": []}
+
+    before = hass.states.get("update.kitchen_firmware")
+    assert before is not None
+    fake.add_config("kitchen", extra="logger:\n")
+    await coordinator.async_rescan()
+    await hass.async_block_till_done()
+    assert (len(heard["kitchen"]), heard["garage"], heard["all"]) == (1, [], [])
+    after = hass.states.get("update.kitchen_firmware")
+    assert after is not None
+    assert after.attributes["latest_version"] != before.attributes["latest_version"]
+
+    # A file that comes tells every entity (new entities are added).
+    fake.add_config("porch")
+    await coordinator.async_rescan()
+    await hass.async_block_till_done()
+    assert len(heard["all"]) == 1
+    assert hass.states.get("update.porch_firmware") is not None
+    for unsubscribe in unsubscribers:
+        unsubscribe()
+    assert await hass.config_entries.async_unload(entry.entry_id)
