@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import cProfile
 from dataclasses import dataclass
@@ -72,6 +72,8 @@ BULK_GUARD: Final = 1800.0
 class Lateness:
     """Worst and 99th-percentile lateness of the ticker, in milliseconds."""
 
+    longest_step_cpu: float
+    """Processor time of the longest loop step of the period, full collections included."""
     worst: float
     p99: float
     worst_apart_from_gc: float
@@ -108,6 +110,31 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+class LoopSteps:
+    """Measures the processor time of every loop step (callback) on the loop's thread.
+
+    Wall-clock lateness also counts the time the operating system gave the loop's thread to
+    other processes (the CLI processes of the bulk, anything else on a shared machine); the
+    processor time of the longest step is what the code on the loop cost, and nothing else.
+    """
+
+    longest = 0.0
+    _original: Callable[[asyncio.Handle], None] | None = None
+
+    @classmethod
+    def install(cls) -> None:
+        """Wrap `asyncio.Handle._run` (every task step and callback runs through it)."""
+        original = asyncio.Handle._run
+        cls._original = original
+
+        def timed(handle: asyncio.Handle) -> None:
+            started = time.thread_time()
+            original(handle)
+            cls.longest = max(cls.longest, time.thread_time() - started)
+
+        asyncio.Handle._run = timed  # type: ignore[method-assign,assignment]
+
+
 class Ticker:
     """A task on the loop that wakes every 10 ms and records how late each wake-up was.
 
@@ -127,6 +154,7 @@ class Ticker:
         """Start ticking (and forget what earlier periods recorded)."""
         self._ticks = []
         self._collections = []
+        LoopSteps.longest = 0.0
         gc.callbacks.append(self._on_collection)
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
@@ -143,6 +171,7 @@ class Ticker:
             if not any(start < ran and end > due for start, end in self._collections)
         ]
         return Lateness(
+            longest_step_cpu=LoopSteps.longest * 1000,
             worst=max(late, default=0.0),
             p99=percentile(late, 0.99),
             worst_apart_from_gc=max(apart, default=0.0),
@@ -292,7 +321,8 @@ def report(results: dict[int, Figures]) -> bool:
         pauses = ", ".join(f"{pause:.0f}" for pause in bulk.full_collections) or "none"
         print(
             f"  {figures.size}: full garbage collections during the bulk (ms): {pauses}; "
-            f"worst lateness of the other ticks: {bulk.worst_apart_from_gc:.1f} ms"
+            f"worst lateness of the other ticks: {bulk.worst_apart_from_gc:.1f} ms; "
+            f"longest loop step: {bulk.longest_step_cpu:.1f} ms of processor time"
         )
     ratio = largest.cost_per_device / smallest.cost_per_device
     ratio_ok = ratio <= COST_RATIO_TARGET
@@ -311,6 +341,7 @@ def report(results: dict[int, Figures]) -> bool:
 async def main(sizes: list[int], profile_size: int | None) -> int:
     """Measure every size in its own Home Assistant and temporary folder."""
     results: dict[int, Figures] = {}
+    LoopSteps.install()
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="esphome-pipeline-scale-") as temporary:
             profile = Path(f"scale-{size}.prof") if size == profile_size else None
