@@ -82,7 +82,7 @@ async def async_setup_entry(
     """Add the hub's reset button and the buttons of every configuration."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(HubButton(coordinator, description) for description in HUB_BUTTONS)
-    async_add_configuration_entities(
+    await async_add_configuration_entities(
         coordinator,
         entry,
         async_add_entities,

@@ -5,9 +5,9 @@ task of the entry, rescan every `RESCAN_INTERVAL`, stop), the intake of engine e
 request facade that actions, buttons, the update entity and diagnostics use. Nothing else in
 the Home Assistant layer touches the engine.
 
-Push only, no polling: every engine status change fires `esphome_pipeline_job` and pushes a
-new snapshot; progress pushes only when a job's percentage changed; output lines push nothing.
-Pushes within one loop iteration are coalesced into one.
+Push only: each status change fires `esphome_pipeline_job` at once, in order; then only the
+changed configuration's entities write state (`push.PushScheduler`). The whole snapshot is
+rebuilt for every entity only when configurations come or go, or the engine starts or ends.
 
 Requests that name configurations read the folder first, so a file saved a moment ago can be
 targeted, a deleted one cannot, and an install or compile is labelled with the fingerprint of
@@ -48,8 +48,9 @@ from .engine.routing import Routing
 from .engine.streams import DEFAULT_MAX_LINES as MAX_LINES, JobStream
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
+from .push import PushScheduler
 from .release import ReleaseRecorder
-from .snapshot import PipelineSnapshot, build_snapshot
+from .snapshot import LatestJobs, PipelineSnapshot, build_snapshot, updated_snapshot
 from .store import EntryStore
 
 if TYPE_CHECKING:
@@ -113,16 +114,18 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             esphome_version=esphome_version,
             nodes=lambda: self._configurations.nodes,
             last_build=self._engine.last_build,
-            on_recorded=self._on_configurations_changed,
+            on_recorded=self._on_release_recorded,
         )
         self._auto_installer = (
             AutoInstaller(hass, entry, store, self._configurations, self.async_install)
             if auto_install
             else None
         )
-        self._pushed_progress: dict[str, int | None] = {}
         self._announced: dict[str, JobStatus] = {}
-        self._push_handle: asyncio.Handle | None = None
+        self._latest = LatestJobs()
+        self._push = PushScheduler(hass, self._publish_changes)
+        self._known_nodes: Mapping[str, NodeInfo] = {}
+        self._published = False
         self._engine_running = False
         self._unsubscribe: Callable[[], None] | None = None
         self._stopping = False
@@ -169,7 +172,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         # Oldest first, so the newest build wins; this also records an upload that completed
         # while Home Assistant was down (the engine restores it as completed).
         for job in self._engine.jobs(statuses={JobStatus.COMPLETED}):
-            self._job_completed(job)
+            self._installed.job_completed(job)
         self._unsubscribe = self._engine.subscribe(self._on_job_event)
         self._engine_running = True
         task = self.config_entry.async_create_background_task(
@@ -181,16 +184,14 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
                 self.hass, self._on_rescan_timer, RESCAN_INTERVAL, cancel_on_shutdown=True
             )
         )
-        self.async_set_updated_data(self._snapshot())
+        self._publish_all()
 
     async def async_stop(self) -> None:
         """Stop the engine (running jobs come back queued next start) and every timer."""
         self._stopping = True
         if self._auto_installer is not None:
             self._auto_installer.stop()
-        if self._push_handle is not None:
-            self._push_handle.cancel()
-            self._push_handle = None
+        self._push.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -210,8 +211,18 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def _on_configurations_changed(self) -> None:
         if self._auto_installer is not None:
             self._auto_installer.check()
-        if self.data is not None:
-            self._schedule_push()
+        nodes = self._configurations.nodes
+        known, self._known_nodes = self._known_nodes, dict(nodes)
+        if not self._published or self._stopping:
+            return
+        if known.keys() != nodes.keys():
+            # Configurations came or went: entities are added or turn unavailable.
+            self._publish_all()
+        else:
+            # Most scans change nothing; an edited file republishes only its own entities.
+            self._push.configurations_changed(
+                [name for name, node in nodes.items() if known.get(name) != node]
+            )
 
     @callback
     def _on_engine_done(self, task: asyncio.Task[None]) -> None:
@@ -223,7 +234,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         _LOGGER.error(
             "The firmware engine stopped unexpectedly: %s", task.exception() or "no error"
         )
-        self.async_set_updated_data(self._snapshot())
+        self._publish_all()
 
     # -------------------------------------------------------------------------- requests
 
@@ -340,12 +351,13 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         job = event.job
         if event.kind is EventKind.OUTPUT:
             return
+        self._latest.observe(job)
         if event.kind is EventKind.PROGRESS:
-            if self._pushed_progress.get(job.job_id) != job.progress:
-                self._schedule_push()
+            self._push.progress(job)
             return
         # The engine also reports `held` flips as status events; the HA event is promised
         # per status change, so it fires only when the status differs from the last one sent.
+        # Fired here, synchronously, in the engine's order: no coalescing ever touches it.
         if self._announced.get(job.job_id) is not job.status:
             self.hass.bus.async_fire(EVENT_JOB, self._announcer.event_data(job))
             self._announcer.log(job)
@@ -355,7 +367,12 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
                 self._announced[job.job_id] = job.status
             if job.status is JobStatus.COMPLETED:
                 self._job_completed(job)
-        self._schedule_push()
+        self._push.status(job)
+
+    @callback
+    def _on_release_recorded(self, configuration: str) -> None:
+        if self._published and not self._stopping:
+            self._push.configurations_changed([configuration])
 
     @callback
     def _job_completed(self, job: Job) -> None:
@@ -366,24 +383,49 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         build = self._engine.last_build(configuration)
         return None if build is None else build.fingerprint
 
-    @callback
-    def _schedule_push(self) -> None:
-        if self._push_handle is None and not self._stopping:
-            self._push_handle = self.hass.loop.call_soon(self._push)
+    # ------------------------------------------------------------------------ pushes
+
+    @property
+    def listeners(self) -> PushScheduler:
+        """Where entities (per configuration, or the queue) and whole-fleet views listen."""
+        return self._push
 
     @callback
-    def _push(self) -> None:
-        self._push_handle = None
-        self.async_set_updated_data(self._snapshot())
-
-    def _snapshot(self) -> PipelineSnapshot:
+    def _publish_all(self) -> None:
+        """Rebuild the whole snapshot and tell every listener (rare: start, scan, engine end)."""
+        self._push.cancel_pending()
+        self._published = True
         jobs = self._engine.jobs()
-        self._pushed_progress = {job.job_id: job.progress for job in jobs if not job.is_terminal}
-        return build_snapshot(
-            nodes=self._configurations.nodes,
-            jobs=jobs,
-            installed=self.store.installed,
-            installed_builds=self.store.installed_builds,
-            queue=self._engine.queue_status(),
-            engine_running=self._engine_running,
+        self._latest = LatestJobs(jobs)
+        self.async_set_updated_data(
+            build_snapshot(
+                nodes=self._configurations.nodes,
+                jobs=jobs,
+                installed=self.store.installed,
+                installed_builds=self.store.installed_builds,
+                queue=self._engine.queue_status(),
+                engine_running=self._engine_running,
+            )
         )
+        self._push.notify_changed()
+
+    @callback
+    def _publish_changes(self, configurations: Collection[str], queue: bool) -> None:
+        """Update the snapshot for what changed and tell only those listeners."""
+        if not self._published:
+            return
+        snapshot, changed, queue_changed = updated_snapshot(
+            self.data,
+            configurations,
+            nodes=self._configurations.nodes,
+            latest=self._latest,
+            installed=self.store.installed_view,
+            installed_builds=self.store.installed_builds_view,
+            job_by_id=self._engine.get,
+            # The hub's view reads the whole table: at most once per loop iteration, when
+            # the queue moved (a job changed status), never per progress step.
+            queue=(self._engine.queue_status(), self._engine.jobs) if queue else None,
+        )
+        # Set without `async_set_updated_data`: that would call every entity's listener.
+        self.data = snapshot
+        self._push.notify(changed, queue_changed)

@@ -130,11 +130,12 @@ class ReleaseRecorder:
         esphome_version: str,
         nodes: Callable[[], Mapping[str, NodeInfo]],
         last_build: Callable[[str], BuildRecord | None],
-        on_recorded: Callable[[], None],
+        on_recorded: Callable[[str], None],
     ) -> None:
         """Write to `store`; `nodes` and `last_build` say what is current and what was built.
 
-        `on_recorded` is called once a record is in the store (the entities show it).
+        `on_recorded(configuration)` is called once a record is in the store (its entities
+        show it).
         """
         self._hass = hass
         self._entry = entry
@@ -194,7 +195,7 @@ class ReleaseRecorder:
             self._store.set_installed_build(configuration, details)
         finally:
             self._recording.discard(configuration)
-        self._on_recorded()
+        self._on_recorded(configuration)
         await self._store.async_save()
 
 

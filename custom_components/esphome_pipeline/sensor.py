@@ -202,7 +202,7 @@ async def async_setup_entry(
     """Add the hub's sensors and the job sensors of every configuration."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(HubSensor(coordinator, description) for description in HUB_SENSORS)
-    async_add_configuration_entities(
+    await async_add_configuration_entities(
         coordinator,
         entry,
         async_add_entities,

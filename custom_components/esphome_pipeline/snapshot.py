@@ -13,8 +13,8 @@ the compile is not shown any more (its sensor says `idle`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .engine.fingerprint import NodeInfo
@@ -126,46 +126,121 @@ def build_snapshot(
     installed_builds: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PipelineSnapshot:
     """Return the snapshot of these configurations over `jobs` (oldest first)."""
-    latest: dict[tuple[str, JobType], Job] = {}
-    position: dict[str, int] = {}
-    active: set[str] = set()
-    for index, job in enumerate(jobs):  # oldest first, so the newest of each kind wins
-        latest[(job.configuration, job.job_type)] = job
-        position[job.job_id] = index
-        if job.status.is_active:
-            active.add(job.configuration)
+    latest = LatestJobs(jobs)
     by_id = {job.job_id: job for job in jobs}
-    states: dict[str, ConfigurationState] = {}
-    for name, node in nodes.items():
-        compile_job = latest.get((name, JobType.COMPILE))
-        clean_job = latest.get((name, JobType.CLEAN))
-        if (
-            compile_job is not None
-            and clean_job is not None
-            and clean_job.status is JobStatus.COMPLETED
-            and position[clean_job.job_id] > position[compile_job.job_id]
-        ):
-            compile_job = None  # its build files are gone
-        upload_job = latest.get((name, JobType.UPLOAD))
-        in_progress, percentage = install_progress(upload_job, by_id)
-        compile_view = None if compile_job is None else JobView.of(compile_job)
-        upload_view = None if upload_job is None else JobView.of(upload_job)
-        states[name] = ConfigurationState(
-            node=node,
-            compile=compile_view,
-            upload=upload_view,
+    states = {
+        name: configuration_state(
+            name,
+            node,
+            latest,
             installed=installed.get(name),
             installed_build=(installed_builds or {}).get(name),
-            install_in_progress=in_progress,
-            install_percentage=percentage,
-            last_error=last_error(compile_view, upload_view),
-            active=name in active,
+            job_by_id=by_id.get,
         )
+        for name, node in nodes.items()
+    }
     return PipelineSnapshot(
         configurations=states,
         queue=queue,
         engine_running=engine_running,
         hub=hub_state(queue, jobs),
+    )
+
+
+def updated_snapshot(
+    snapshot: PipelineSnapshot,
+    configurations: Collection[str],
+    *,
+    nodes: Mapping[str, NodeInfo],
+    latest: LatestJobs,
+    installed: Mapping[str, str],
+    installed_builds: Mapping[str, Mapping[str, Any]],
+    job_by_id: Callable[[str], Job | None],
+    queue: tuple[QueueStatus, Callable[[], Sequence[Job]]] | None,
+) -> tuple[PipelineSnapshot, list[str], bool]:
+    """Return `snapshot` with these configurations (and the queue, when given) brought up to
+    date, which configurations changed, and whether the queue or hub changed.
+
+    A published snapshot is never changed in place: what changed is copied.
+    """
+    current = snapshot.configurations
+    changed: list[str] = []
+    updated: dict[str, ConfigurationState] | None = None
+    for name in configurations:
+        if (node := nodes.get(name)) is None:
+            continue
+        state = configuration_state(
+            name,
+            node,
+            latest,
+            installed=installed.get(name),
+            installed_build=installed_builds.get(name),
+            job_by_id=job_by_id,
+        )
+        if current.get(name) != state:
+            if updated is None:
+                updated = dict(current)
+            updated[name] = state
+            changed.append(name)
+    status, hub = snapshot.queue, snapshot.hub
+    if queue is not None:
+        status, jobs = queue
+        hub = hub_state(status, jobs())
+    queue_changed = status != snapshot.queue or hub != snapshot.hub
+    if not changed and not queue_changed:
+        return snapshot, changed, False
+    return (
+        replace(
+            snapshot,
+            configurations=current if updated is None else updated,
+            queue=status,
+            hub=hub,
+        ),
+        changed,
+        queue_changed,
+    )
+
+
+def configuration_state(
+    configuration: str,
+    node: NodeInfo,
+    latest: LatestJobs,
+    *,
+    installed: str | None,
+    installed_build: Mapping[str, Any] | None = None,
+    job_by_id: Callable[[str], Job | None],
+) -> ConfigurationState:
+    """Return one configuration's state: the whole snapshot is this, per configuration.
+
+    The coordinator calls it for the configurations whose jobs changed, so the work of a
+    change does not grow with the fleet.
+    """
+    compile_job = latest.of(configuration, JobType.COMPILE)
+    clean_job = latest.of(configuration, JobType.CLEAN)
+    upload_job = latest.of(configuration, JobType.UPLOAD)
+    if (
+        compile_job is not None
+        and clean_job is not None
+        and clean_job.status is JobStatus.COMPLETED
+        and clean_job.created_at > compile_job.created_at
+    ):
+        compile_job = None  # its build files are gone
+    in_progress, percentage = install_progress(upload_job, job_by_id)
+    compile_view = None if compile_job is None else JobView.of(compile_job)
+    upload_view = None if upload_job is None else JobView.of(upload_job)
+    return ConfigurationState(
+        node=node,
+        compile=compile_view,
+        upload=upload_view,
+        installed=installed,
+        installed_build=installed_build,
+        install_in_progress=in_progress,
+        install_percentage=percentage,
+        last_error=last_error(compile_view, upload_view),
+        active=any(
+            job is not None and job.status.is_active
+            for job in (latest.of(configuration, JobType.COMPILE), clean_job, upload_job)
+        ),
     )
 
 
@@ -205,11 +280,13 @@ def _lane_view(job_ids: Sequence[str], jobs: Mapping[str, Job]) -> LaneView:
     )
 
 
-def install_progress(upload: Job | None, jobs: Mapping[str, Job]) -> tuple[bool, int | None]:
+def install_progress(
+    upload: Job | None, job_by_id: Callable[[str], Job | None]
+) -> tuple[bool, int | None]:
     """Return (in progress, percentage) of a configuration's latest upload and its compile."""
     if upload is None or upload.is_terminal:
         return False, None
-    compile_job = jobs.get(upload.depends_on) if upload.depends_on else None
+    compile_job = job_by_id(upload.depends_on) if upload.depends_on else None
     if compile_job is None:
         return True, upload.progress
     if compile_job.status is JobStatus.COMPLETED:
@@ -220,3 +297,41 @@ def install_progress(upload: Job | None, jobs: Mapping[str, Job]) -> tuple[bool,
         compile_part = compile_job.progress
     upload_part = upload.progress or 0
     return True, round(compile_part * COMPILE_SHARE + upload_part * (1 - COMPILE_SHARE))
+
+
+class LatestJobs:
+    """The newest job of each kind per configuration, kept up to date from job events.
+
+    A job is newer than the one it replaces when it is seen for the first time: the engine
+    announces every job when it is placed, and places them in creation order. A job that was
+    replaced while still active (superseded, being terminated) is remembered until its last
+    event, so that event cannot make it the latest again.
+    """
+
+    __slots__ = ("_latest", "_replaced")
+
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+        """Start from `jobs`, oldest first (the engine's table)."""
+        self._latest: dict[tuple[str, JobType], Job] = {}
+        self._replaced: set[str] = set()
+        for job in jobs:
+            self.observe(job)
+
+    def of(self, configuration: str, job_type: JobType) -> Job | None:
+        """Return the configuration's newest job of this type, or None."""
+        return self._latest.get((configuration, job_type))
+
+    def observe(self, job: Job) -> bool:
+        """Take in an event of `job`; return True when it is its kind's newest job."""
+        key = (job.configuration, job.job_type)
+        current = self._latest.get(key)
+        if current is job:
+            return True
+        if job.job_id in self._replaced:
+            if job.is_terminal:
+                self._replaced.discard(job.job_id)
+            return False
+        if current is not None and not current.is_terminal:
+            self._replaced.add(current.job_id)
+        self._latest[key] = job
+        return True

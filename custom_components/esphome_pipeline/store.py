@@ -15,7 +15,9 @@ as stored, whose restore checks every entry and reports what it drops.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import logging
+from types import MappingProxyType
 from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant
@@ -116,6 +118,11 @@ class EntryStore:
         """Fingerprint auto-install last queued per configuration (read-only view)."""
         return dict(self._data[_AUTO_INSTALLED])
 
+    @property
+    def installed_view(self) -> Mapping[str, str]:
+        """The same map as `installed`, read-only and without a copy (read it, keep nothing)."""
+        return MappingProxyType(self._data[_INSTALLED])
+
     def set_installed(self, configuration: str, fingerprint: str) -> None:
         """Record a successful install (in memory at once; `async_save` writes it)."""
         self._data[_INSTALLED][configuration] = fingerprint
@@ -124,6 +131,11 @@ class EntryStore:
     def installed_builds(self) -> dict[str, dict[str, Any]]:
         """What each configuration's installed build was made of (release.py), read-only view."""
         return dict(self._data[_INSTALLED_BUILDS])
+
+    @property
+    def installed_builds_view(self) -> Mapping[str, Mapping[str, Any]]:
+        """The same map as `installed_builds`, read-only and without a copy (read, keep nothing)."""
+        return MappingProxyType(self._data[_INSTALLED_BUILDS])
 
     def set_installed_build(self, configuration: str, build: dict[str, Any]) -> None:
         """Record the installed build's details (`async_save` writes them)."""

@@ -56,7 +56,7 @@ async def async_setup_entry(
 ) -> None:
     """Add a firmware entity per configuration, and ESPHome's own when we installed it."""
     coordinator = entry.runtime_data.coordinator
-    async_add_configuration_entities(
+    await async_add_configuration_entities(
         coordinator,
         entry,
         async_add_entities,

@@ -151,7 +151,7 @@ def ws_subscribe_jobs(hass: HomeAssistant, connection: ActiveConnection, msg: Me
 
     connection.send_result(msg_id)
     connection.send_message(event_message(msg_id, snapshot))
-    remove_listener = coordinator.async_add_listener(on_coordinator_update)
+    remove_listener = coordinator.listeners.add_change_listener(on_coordinator_update)
     _forward(hass, connection, coordinator, msg_id, stream, send, cleanup=remove_listener)
 
 

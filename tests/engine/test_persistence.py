@@ -20,6 +20,7 @@ from custom_components.esphome_pipeline.engine.persistence import (
     RESTART_MARKER,
     STORED_TERMINAL_LINES,
     FileJobStore,
+    StoredForms,
     prune,
     recorded_sessions,
     restore,
@@ -73,6 +74,27 @@ async def test_file_store_failed_write_keeps_old_file(
     monkeypatch.undo()
     assert await store.load() == stored_state([{"old": True}], {})
     assert [entry.name for entry in tmp_path.iterdir()] == ["jobs.json"]
+
+
+def test_stored_forms_encode_a_finished_job_once() -> None:
+    """A save re-encodes only active jobs: a finished job's form is reused until it goes."""
+    finished = job("a.yaml", JobType.COMPILE, JobStatus.COMPLETED, finished_at=NOW)
+    active = job("b.yaml", JobType.COMPILE, JobStatus.RUNNING)
+    forms = StoredForms()
+    first = forms.forms([finished, active])
+    assert first == [stored_form(finished), stored_form(active)]
+    second = forms.forms([finished, active])
+    assert second[0] is first[0]
+    assert second[1] is not first[1]
+    # Touched again after all (never in the engine): encoded anew, not served stale.
+    finished.output.append("late line")
+    third = forms.forms([finished])
+    assert third[0] is not first[0]
+    assert third == [stored_form(finished)]
+    # A job that left the table is forgotten; a new object under the same id is encoded.
+    assert forms.forms([]) == []
+    again = Job.from_dict(finished.to_dict())
+    assert forms.forms([again])[0] is not third[0]
 
 
 def test_stored_form_bounds_finished_output() -> None:

@@ -14,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.esphome_pipeline.const import DOMAIN, RESCAN_INTERVAL
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.push import PROGRESS_INTERVAL
 from tests.fakes import FakeEsphome
 
 from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
@@ -146,27 +147,52 @@ async def test_remove_config_entry_device(
 async def test_progress_pushes_only_changes(
     hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
 ) -> None:
-    """Output lines push nothing; a progress event pushes only when the value changed."""
+    """Output pushes nothing; a changed progress pushes its own configuration, rate limited."""
     fake.add_config("kitchen")
+    fake.add_config("garage")
     fake.behave("default", "compile", wait_for_file="go")
     await setup_entry(hass, entry)
     coordinator = coordinator_of(entry)
     job = (await engine_of(entry).compile(["kitchen.yaml"]))[0]
     await hass.async_block_till_done()
-    pushes: list[None] = []
-    unsubscribe = coordinator.async_add_listener(lambda: pushes.append(None))
+    heard: dict[str, list[None]] = {"kitchen": [], "garage": [], "queue": [], "all": []}
+    unsubscribers = [
+        coordinator.listeners.add_configuration_listener(
+            "kitchen.yaml", lambda: heard["kitchen"].append(None)
+        ),
+        coordinator.listeners.add_configuration_listener(
+            "garage.yaml", lambda: heard["garage"].append(None)
+        ),
+        coordinator.listeners.add_queue_listener(lambda: heard["queue"].append(None)),
+        coordinator.async_add_listener(lambda: heard["all"].append(None)),
+    ]
 
     coordinator._on_job_event(JobEvent(EventKind.OUTPUT, job, "line"))
     coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))  # unchanged (None)
     await hass.async_block_till_done()
-    assert pushes == []
+    assert heard["kitchen"] == []
     job.progress = 42
-    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))
-    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))  # same loop turn: coalesced
+    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))  # the first: at once
     await hass.async_block_till_done()
-    assert len(pushes) == 1
+    assert len(heard["kitchen"]) == 1
+    job.progress = 50
+    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))
+    job.progress = 60
+    coordinator._on_job_event(JobEvent(EventKind.PROGRESS, job))  # within the interval
+    await hass.async_block_till_done()
+    assert len(heard["kitchen"]) == 1
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=PROGRESS_INTERVAL * 2))
+    await hass.async_block_till_done()
+    assert len(heard["kitchen"]) == 2  # one push, with the newest value
+    compile_view = coordinator.data.configurations["kitchen.yaml"].compile
+    assert compile_view is not None
+    assert compile_view.progress == 60
+    # Progress is no queue change, and no other configuration's entities hear of it.
+    assert heard["garage"] == heard["queue"] == heard["all"] == []
+    for unsubscribe in unsubscribers:
+        unsubscribe()
+    unsubscribers[0]()  # removing twice is harmless
     job.progress = None
-    unsubscribe()
     fake.release("go")
     await wait_for_status(hass, entry, job.job_id, "completed")
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -222,7 +222,7 @@ async def test_entity_of_removed_configuration(
     update = components["update"].get_entity("update.kitchen_firmware")
     coordinator = coordinator_of(entry)
     coordinator._configurations._nodes.clear()
-    coordinator.async_set_updated_data(coordinator._snapshot())
+    coordinator._publish_all()
     assert sensor.native_value == "idle"
     assert sensor.extra_state_attributes == {
         "job_id": None,

@@ -10,7 +10,11 @@ from custom_components.esphome_pipeline.engine.models import (
     Lane,
     QueueStatus,
 )
-from custom_components.esphome_pipeline.snapshot import ConfigurationState, build_snapshot
+from custom_components.esphome_pipeline.snapshot import (
+    ConfigurationState,
+    LatestJobs,
+    build_snapshot,
+)
 
 IDLE_QUEUE = QueueStatus(compile_running=(), upload_running=(), queue_depth=0)
 KITCHEN = NodeInfo(name="kitchen", friendly_name=None, platform="esp32", fingerprint="f" * 12)
@@ -89,3 +93,22 @@ def test_newest_job_of_each_kind_wins() -> None:
     assert state.upload is not None
     assert state.upload.job_id == new_upload.job_id
     assert (state.install_in_progress, state.install_percentage) == (True, 30)
+
+
+def test_latest_jobs_ignore_a_replaced_job_until_it_ends() -> None:
+    """A superseded job still being stopped never becomes the latest again, even on its end."""
+    old = Job(
+        configuration="kitchen.yaml",
+        job_type=JobType.COMPILE,
+        lane=Lane.COMPILE,
+        status=JobStatus.RUNNING,
+    )
+    latest = LatestJobs([old])
+    new = Job(configuration="kitchen.yaml", job_type=JobType.COMPILE, lane=Lane.COMPILE)
+    assert latest.observe(new) is True
+    assert latest.observe(old) is False  # a late event of the old job, still running
+    old.status = JobStatus.CANCELLED
+    assert latest.observe(old) is False  # its last event: forgotten from now on
+    assert latest.of("kitchen.yaml", JobType.COMPILE) is new
+    assert latest.observe(new) is True
+    assert latest.of("kitchen.yaml", JobType.UPLOAD) is None

@@ -3,7 +3,8 @@
 Owns: `JobStore` (load all / save all, atomic) and the layout of what it holds (`stored_state`,
 `split_stored`), `FileJobStore` for use outside Home Assistant,
 the stored form of a job (`stored_form`: what is written, and what the in-memory state is
-compared with), the restore rules applied on start (`restore`), and history pruning (`prune`).
+compared with; `StoredForms` computes a finished job's form once), the restore rules
+applied on start (`restore`), and history pruning (`prune`).
 
 Restore trusts nothing it reads: whatever the store holds (any JSON, of any shape), it returns
 the usable jobs and drops the rest, counted by reason (`DroppedJobs`), with one warning.
@@ -139,6 +140,45 @@ def stored_form(job: Job) -> dict[str, Any]:
             "elided": job.output.elided + dropped,
         }
     return data
+
+
+class StoredForms:
+    """The stored forms of a table's jobs, each finished job's form computed once.
+
+    A finished job never changes again, and a long history is mostly finished jobs with their
+    output: without this, every save re-encodes all of them, so a save's cost would grow with
+    the history instead of with what changed. Active jobs are encoded at every save.
+    """
+
+    __slots__ = ("_finished",)
+
+    def __init__(self) -> None:
+        """Start with nothing cached."""
+        self._finished: dict[str, tuple[Job, tuple[object, ...], dict[str, Any]]] = {}
+
+    def forms(self, jobs: Iterable[Job]) -> list[dict[str, Any]]:
+        """Return the stored form of each job, in order; forget jobs that are gone."""
+        forms: list[dict[str, Any]] = []
+        cached: dict[str, tuple[Job, tuple[object, ...], dict[str, Any]]] = {}
+        for job in jobs:
+            if not job.is_terminal:
+                forms.append(stored_form(job))
+                continue
+            # A cheap guard, should a finished job ever be touched again: then it is re-encoded.
+            key = (
+                job.status,
+                job.finished_at,
+                job.process,
+                job.output.elided,
+                len(job.output.lines),
+            )
+            entry = self._finished.get(job.job_id)
+            if entry is None or entry[0] is not job or entry[1] != key:
+                entry = (job, key, stored_form(job))
+            cached[job.job_id] = entry
+            forms.append(entry[2])
+        self._finished = cached
+        return forms
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from .input_rules import OTA_PORT, validate_port
 from .job_factory import InstallChain, install_chains, new_job, validated_names
 from .lanes import Outcome, RunningJob, StopReason
 from .models import Job, JobStatus, JobType, Lane
-from .persistence import DroppedJobs, JobStore, prune, stored_form, stored_state
+from .persistence import DroppedJobs, JobStore, StoredForms, prune, stored_state
 from .recovery import ExitRecordKeeper
 from .routing import Routing, wait_reason
 from .saver import AfterSave, CoalescingSaver
@@ -92,6 +92,7 @@ class JobQueue:
         self._builds = BuildLedger()
         self._hub = EventHub()
         self._records = ExitRecordKeeper(self._exit_dir)
+        self._stored_forms = StoredForms()
         self._saver = CoalescingSaver(self._prepare_save, store.save)
         self._local = LocalExecutor(cli=cli, config_dir=config_dir, exit_dir=self._exit_dir)
         self._dispatcher = Dispatcher(
@@ -366,7 +367,7 @@ class JobQueue:
 
     def _prepare_save(self) -> tuple[dict[str, Any], AfterSave]:
         """Take the snapshot the saver writes, and what to do once it is stored."""
-        state = stored_state([stored_form(job) for job in self._table], self._builds.to_dict())
+        state = stored_state(self._stored_forms.forms(self._table), self._builds.to_dict())
         settled = self._records.take()
 
         async def after(stored: bool) -> None:
