@@ -28,7 +28,8 @@ async def _run(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     return await process.stream(lambda line, _: lines.append(line)), lines
 
 
-async def test_a_command_that_ends_leaves_its_status_and_its_log(tmp_path: Path) -> None:
+async def test_a_command_that_ends_leaves_its_status(tmp_path: Path) -> None:
+    """The status is recorded; the log is dropped, as the engine read all of it."""
     record = exit_record_path(tmp_path / "records", "job1")
     exit_code, lines = await _run(
         with_exit_record(["sh", "-c", "echo building; printf '10%%\\r20%%\\n'; exit 3"], record),
@@ -38,13 +39,43 @@ async def test_a_command_that_ends_leaves_its_status_and_its_log(tmp_path: Path)
     assert lines == ["building", "10%", "20%"]
     assert await asyncio.to_thread(read_exit_record, record) == 3
     assert not record.with_name(record.name + ".part").exists()
-    log = job_log_path(tmp_path / "records", "job1")
-    assert await asyncio.to_thread(log.read_bytes) == b"building\n10%\r20%\n"
+    assert not job_log_path(tmp_path / "records", "job1").exists()
+
+
+async def test_a_job_the_engine_lost_keeps_its_log(tmp_path: Path) -> None:
+    """The engine stops reading mid-job: the log keeps everything, and reads back as the job
+    output shows it (redraws applied)."""
+    record = exit_record_path(tmp_path, "job5")
+    go = tmp_path / "go"
+    command = [
+        "sh",
+        "-c",
+        f"echo building; while [ ! -e {go} ]; do sleep 0.01; done; printf '1\\r2\\n'",
+    ]
+    process = await JobProcess.start(with_exit_record(command, record), cwd=tmp_path)
+    building: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_line(_line: str, _replaces_previous: bool) -> None:
+        if not building.done():
+            building.set_result(None)
+
+    streaming = asyncio.create_task(process.stream(on_line))
+    await building
+    streaming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await streaming
+    await asyncio.to_thread(go.touch)
+    async with asyncio.timeout(30):  # the job runs on without its reader: poll its record
+        while await asyncio.to_thread(read_exit_record, record) is None:
+            await asyncio.sleep(0.02)
+    assert await asyncio.to_thread(read_exit_record, record) == 0
+    assert await process.terminate()
+    assert process.returncode == 0
+    log = job_log_path(tmp_path, "job5")
+    assert await asyncio.to_thread(log.read_bytes) == b"building\n1\r2\n"
     assert log.stat().st_mode & 0o777 == 0o600
-    # The log reads back as the job output shows it: the redraw replaced its line.
-    tail = await asyncio.to_thread(read_job_log, tmp_path / "records", "job1", 10)
-    assert tail == ["building", "20%"]
-    assert await asyncio.to_thread(read_job_log, tmp_path / "records", "job1", 1) == ["20%"]
+    assert await asyncio.to_thread(read_job_log, tmp_path, "job5", 10) == ["building", "2"]
+    assert await asyncio.to_thread(read_job_log, tmp_path, "job5", 1) == ["2"]
 
 
 async def test_a_stopped_command_leaves_no_record(tmp_path: Path) -> None:

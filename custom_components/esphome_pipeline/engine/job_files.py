@@ -37,7 +37,11 @@ def write_exit_record(path: str, code: int) -> None:
 
 
 class JobLog:
-    """The job's output on disk, appended as it comes; restarted beyond LOG_ROTATE_BYTES."""
+    """The job's output on disk, appended as it comes; restarted beyond LOG_ROTATE_BYTES.
+
+    Only a job whose output did not all reach the engine keeps its log (the wrapper discards
+    it otherwise): the logs left are those of jobs a dead Home Assistant lost.
+    """
 
     def __init__(self, path: str) -> None:
         """Start the log afresh; a log that cannot be written is silently skipped."""
@@ -71,6 +75,15 @@ class JobLog:
                 self._open()
         except OSError:
             self.close()
+
+    def discard(self) -> None:
+        """Close and delete the log with its previous part."""
+        self.close()
+        for path in (self.path, f"{self.path}.1"):
+            try:
+                os.unlink(path)  # noqa: PTH108
+            except FileNotFoundError:
+                continue
 
     def close(self) -> None:
         """Close the log."""

@@ -311,9 +311,12 @@ class Wrapper:
         # The job is over: a late stop signal must not change the status the wrapper ends with.
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
-        if self.log is not None:
-            self.log.close()
         self.final_flush()
+        if self.log is not None:
+            if self.engine_read_everything():
+                # Nothing in it the engine does not have: only a job the engine lost needs it.
+                self.log.discard()
+            self.log.close()
         # Only a wrapper that gave up on an unkillable command has no status for it.
         return (128 + signal.SIGKILL) << 8 if self.status is None else self.status
 
@@ -340,6 +343,15 @@ class Wrapper:
                     self.read_output()
                 elif fd == 1:
                     self.flush_stdout()
+
+    def engine_read_everything(self) -> bool:
+        """True when all output reached the engine's pipe and the engine still holds it."""
+        if not self.stdout_open or self.backlog:
+            return False
+        poller = select.poll()
+        poller.register(1, select.POLLOUT)
+        # A pipe whose reader is gone reports POLLERR to its writer.
+        return not any(mask & (select.POLLERR | select.POLLHUP) for _fd, mask in poller.poll(0))
 
     def final_flush(self) -> None:
         """Read what is left of the output, then give stdout a bounded moment to take it."""
