@@ -231,6 +231,8 @@ ESCAPES = """
     ).stdout)
     parent = open(f"/proc/{orphan}/stat").read().rsplit(")", 1)[1].split()[1]
     print("pids", group.pid, session.pid, orphan, parent, flush=True)
+    # The command itself ends cleanly on SIGTERM (so the wrapper exits instead of dying).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     time.sleep(600)
 """
 
@@ -244,7 +246,7 @@ async def test_a_stop_signal_reaches_every_descendant(tmp_path: Path) -> None:
     group, session, orphan, adopter = map(int, numbers)
     assert adopter == process.record.pid
     os.kill(process.record.pid, signal.SIGTERM)
-    assert await streaming == -signal.SIGTERM
+    assert await streaming == 3
     for pid in (group, session, orphan):
         assert not await asyncio.to_thread(alive, pid)
 

@@ -177,3 +177,56 @@ def test_descendants_follow_parent_links() -> None:
     assert sorted(procfs.descendants(table, 10)) == [11, 12, 13]
     assert procfs.descendants(table, 12) == []
     assert procfs.signal_all([], signal.SIGTERM) == []
+
+
+async def start_stopped_wrapper(tmp_path: Path) -> tuple[JobProcess, asyncio.Task[int]]:
+    """A running job whose wrapper is then frozen (SIGSTOP): it cannot end by itself."""
+    process = await JobProcess.start(SLEEPER, cwd=tmp_path)
+    up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_line(line: str, _replaces_previous: bool) -> None:
+        if line == "up" and not up.done():
+            up.set_result(None)
+
+    streaming = asyncio.create_task(process.stream(on_line))
+    await up
+    os.kill(process.record.pid, signal.SIGSTOP)
+    return process, streaming
+
+
+async def test_a_wrapper_that_does_not_end_is_killed_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process_tree, "WRAPPER_EXIT_TIMEOUT", 0.2)
+    process, streaming = await start_stopped_wrapper(tmp_path)
+    assert await process.terminate(0.2) is True
+    assert await streaming == -signal.SIGKILL
+
+
+async def test_a_leftover_wrapper_that_does_not_end_is_killed_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(process_tree, "WRAPPER_EXIT_TIMEOUT", 0.2)
+    leftover = subprocess.Popen(
+        command_line(SLEEPER), start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    assert leftover.stdout is not None
+    assert await asyncio.to_thread(leftover.stdout.readline) == "up\n"
+    os.kill(leftover.pid, signal.SIGSTOP)
+    assert await reap_leftovers(record_of(leftover.pid), 0.2) is True
+    assert await asyncio.to_thread(leftover.wait) == -signal.SIGKILL
+    leftover.stdout.close()
+
+
+async def test_a_wrapper_that_survives_sigkill_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    process, streaming = await start_stopped_wrapper(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(process_tree, "WRAPPER_EXIT_TIMEOUT", 0.1)
+        patch.setattr(process_tree, "KILL_CONFIRM_TIMEOUT", 0.1)
+        patch.setattr(process_tree, "_kill_leader", lambda _record: None)
+        assert await process.terminate(0.1) is False
+    assert f"Job wrapper {process.record.pid} did not exit after SIGKILL" in caplog.text
+    assert await process.terminate(0.1) is True
+    assert await streaming == -signal.SIGKILL

@@ -19,7 +19,7 @@ from functools import partial
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Final, Self
 
 from .models import ProcessRecord
 from .output import LineSplitter
@@ -39,8 +39,8 @@ TERMINATE_GRACE: Final = 3.0
 """Seconds between SIGTERM and SIGKILL (the contract's 3 s)."""
 
 DRAIN_AFTER_EXIT: Final = 1.5
-"""Seconds output is still read after the command exited; a grandchild that keeps the pipe
-open longer is treated as a stray and stopped (by the wrapper, and here as a last resort)."""
+"""Seconds the wrapper still reads output after the command exited; a grandchild that keeps
+the pipe open longer is treated as a stray and stopped."""
 
 READ_CHUNK: Final = 65_536
 
@@ -176,9 +176,8 @@ class JobProcess:
     async def stream(self, on_line: LineCallback) -> int:
         """Deliver output lines to `on_line(text, replaces_previous)`; return the exit code.
 
-        Reads until end of output. When the leader has exited but something else still holds
-        the pipe, reading goes on for at most DRAIN_AFTER_EXIT seconds; then the pipe is closed
-        and every process left in the session is stopped.
+        Reads until end of output: the wrapper alone holds the engine's end of the pipe, so
+        that is when it exits (it has already stopped whatever the command left behind).
         """
         splitter = LineSplitter()
 
@@ -186,43 +185,14 @@ class JobProcess:
             for text, replaces_previous in lines:
                 on_line(text, replaces_previous)
 
-        loop = asyncio.get_running_loop()
-        exited = asyncio.ensure_future(self._process.wait())
-        read: asyncio.Future[bytes] | None = None
-        drain_until: float | None = None
-        watched: set[asyncio.Future[Any]]
         try:
-            while True:
-                if read is None:
-                    read = asyncio.ensure_future(self._reader.read(READ_CHUNK))
-                if drain_until is None:
-                    watched = {read, exited}
-                    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                    if exited.done():
-                        # The leader is gone, but a grandchild may still hold the pipe open:
-                        # keep reading what is buffered or arrives soon, not for ever.
-                        drain_until = loop.time() + DRAIN_AFTER_EXIT
-                else:
-                    await asyncio.wait({read}, timeout=max(drain_until - loop.time(), 0.0))
-                    if not read.done():
-                        break
-                if not read.done():
-                    continue
-                data = read.result()
-                read = None
-                if not data:
-                    break
+            while data := await self._reader.read(READ_CHUNK):
                 deliver(splitter.feed(data))
             deliver(splitter.flush())
-            exit_code = await exited
+            exit_code = await self._process.wait()
         finally:
-            for future in (read, exited):
-                if future is not None and not future.done():
-                    future.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await future
             self._transport.close()
-        # Whatever is still in the session outlived its leader: a stray, stop it.
+        # A wrapper that died without cleaning up (SIGKILLed) may leave processes: stop them.
         await self.terminate()
         return exit_code
 
