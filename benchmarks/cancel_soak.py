@@ -81,7 +81,8 @@ async def cancel_timed(engine: FirmwareEngine, job_id: str) -> float:
 async def soak(workdir: Path, cancels: int, batch: int) -> tuple[list[float], int, int]:
     """Run the batches; return the cancel durations, survivors and jobs not cancelled."""
     fake = FakeEsphome(workdir / "config")
-    names = prepare(fake, batch)
+    # At least one configuration per escape kind, so small batches still cycle through them.
+    names = prepare(fake, max(batch, len(VARIANTS)))
     engine = FirmwareEngine(
         config_dir=fake.config_dir,
         cli=fake_cli(),
@@ -97,9 +98,12 @@ async def soak(workdir: Path, cancels: int, batch: int) -> tuple[list[float], in
     try:
         while len(durations) < cancels:
             size = min(batch, cancels - len(durations))
-            jobs = await engine.compile(names[:size])
-            # Every grandchild runs (and has escaped as far as it will) before the cancel.
-            await fake.wait_for_call("grandchild", count=size, timeout=300)
+            first = len(durations)
+            jobs = await engine.compile(
+                [names[(first + offset) % len(names)] for offset in range(size)]
+            )
+            # Every grandchild runs, has escaped as far as it will and ignores SIGTERM.
+            await fake.wait_for_call("grandchild_ready", count=size, timeout=300)
             durations += await asyncio.gather(*(cancel_timed(engine, job.job_id) for job in jobs))
             not_cancelled += sum(1 for job in jobs if job.status is not JobStatus.CANCELLED)
             calls = fake.calls()

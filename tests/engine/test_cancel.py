@@ -111,8 +111,8 @@ async def test_cancel_stops_grandchildren_that_left_the_job(
     engine = await make_engine()
     [job] = await engine.compile(["a.yaml"])
     [start] = await fake.wait_for_call("start", "compile")
-    [spawned] = await fake.wait_for_call("grandchild", "compile")
-    grandchild = spawned["grandchild_pid"]
+    [ready] = await fake.wait_for_call("grandchild_ready", "compile")
+    grandchild = ready["pid"]
     stat = procfs.read_stat(grandchild)
     assert stat is not None
     if escape == "grandchild_own_session":

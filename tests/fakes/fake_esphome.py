@@ -33,7 +33,8 @@ code 1, as the real CLI does; its `end` event says `broken_pipe: true`).
 
 Every invocation appends JSON lines to `<config_dir>/.fake_esphome_calls.jsonl`: a `start`
 event written before any waiting (so a test knows the process runs), a `grandchild` event when
-one was spawned, and an `end` event with `exit_code` (`-15` when SIGTERM ended it). `version`
+one was spawned, a `grandchild_ready` event from the grandchild itself once it ignores SIGTERM
+(if asked to), and an `end` event with `exit_code` (`-15` when SIGTERM ended it). `version`
 has no configuration; it uses `$FAKE_ESPHOME_CONFIG_DIR` when set, else logs nothing.
 """
 
@@ -362,8 +363,9 @@ def spawn_grandchild(inv: Invocation) -> None:
     its own session, optionally with its output on /dev/null)."""
     ignore = bool(inv.behaviour.get("grandchild_ignore_sigterm"))
     code = (
-        "import signal, time\n"
+        "import json, os, signal, time\n"
         + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore else "")
+        + ready_code(inv)
         + f"time.sleep({GRANDCHILD_SLEEP})\n"
     )
     output = subprocess.DEVNULL if inv.behaviour.get("grandchild_closes_output") else None
@@ -376,6 +378,27 @@ def spawn_grandchild(inv: Invocation) -> None:
         start_new_session=bool(inv.behaviour.get("grandchild_own_session")),
     )
     inv.log("grandchild", grandchild_pid=child.pid)
+
+
+def ready_code(inv: Invocation) -> str:
+    """Code for the grandchild: log `grandchild_ready` once its signal set-up is done."""
+    if inv.config_dir is None:
+        return ""
+    base = {
+        "event": "grandchild_ready",
+        "subcommand": inv.subcommand,
+        "configuration": inv.configuration,
+        "port": inv.port,
+        "argv": inv.argv,
+    }
+    return (
+        f"record = {{**json.loads({json.dumps(base)!r}), 'pid': os.getpid(), "
+        "'sid': os.getsid(0), 'time': time.time()}\n"
+        f"fd = os.open({str(inv.config_dir / CALLS_FILE)!r}, "
+        "os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)\n"
+        "os.write(fd, (json.dumps(record) + '\\n').encode())\n"
+        "os.close(fd)\n"
+    )
 
 
 def wait_for_release(inv: Invocation) -> bool:
