@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.esphome_pipeline.engine import runner
+from custom_components.esphome_pipeline.engine import procfs, runner
 from custom_components.esphome_pipeline.engine.errors import ResetFailedError, UnknownJobError
 from custom_components.esphome_pipeline.engine.models import JobStatus, JobType
 from custom_components.esphome_pipeline.engine.state import PREREQUISITE_INCOMPLETE
@@ -90,6 +90,37 @@ async def test_cancel_waits_for_sigkill_of_a_sigterm_proof_process(
     assert job.status is JobStatus.CANCELLED
     assert job.exit_code is not None
     assert job.exit_code < 0  # killed by a signal
+
+
+@pytest.mark.parametrize("escape", ["grandchild_own_session", "grandchild_own_group"])
+async def test_cancel_stops_grandchildren_that_left_the_job(
+    fake: FakeEsphome, make_engine: EngineFactory, escape: str
+) -> None:
+    """A grandchild in a session (or process group) of its own that ignores SIGTERM and
+    holds no pipe is stopped too: nothing of the job survives the cancel."""
+    fake.add_config("a")
+    fake.behave(
+        "a.yaml",
+        "compile",
+        wait_for_file="never",
+        grandchild_holds_pipe=True,
+        grandchild_ignore_sigterm=True,
+        grandchild_closes_output=True,
+        **{escape: True},
+    )
+    engine = await make_engine()
+    [job] = await engine.compile(["a.yaml"])
+    [start] = await fake.wait_for_call("start", "compile")
+    [ready] = await fake.wait_for_call("grandchild_ready", "compile")
+    grandchild = ready["pid"]
+    stat = procfs.read_stat(grandchild)
+    assert stat is not None
+    if escape == "grandchild_own_session":
+        assert stat.session == grandchild != start["sid"]
+    assert await engine.cancel(job.job_id) == [job.job_id]
+    assert process_gone(grandchild)
+    assert process_gone(start["pid"])
+    assert job.status is JobStatus.CANCELLED
 
 
 async def test_cancel_queued_job_is_immediate(

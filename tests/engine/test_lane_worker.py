@@ -177,7 +177,7 @@ async def test_cancelled_worker_kills_its_process(fake: FakeEsphome) -> None:
     assert end["pid"] == start["pid"]
     assert end["exit_code"] == -15
     assert host.finished == []
-    assert host.records[0].pid == start["pid"]
+    assert host.records[0].pid == start["sid"]  # the job wrapper leads the session
 
 
 async def test_worker_sleeps_until_woken(fake: FakeEsphome) -> None:

@@ -17,8 +17,9 @@ import textwrap
 
 import pytest
 
-from custom_components.esphome_pipeline.engine import runner
+from custom_components.esphome_pipeline.engine import process_tree, procfs, runner
 from custom_components.esphome_pipeline.engine.models import ProcessRecord
+from custom_components.esphome_pipeline.engine.process_tree import command_line
 from custom_components.esphome_pipeline.engine.runner import JobProcess, reap_leftovers
 
 SHORT_GRACE = 2.0
@@ -44,7 +45,7 @@ async def session_alive(session: int) -> list[int]:
 
 def pid_alive(pid: int) -> bool:
     """Return True while `pid` exists and is not a zombie (blocking)."""
-    stat = runner._read_stat(pid)
+    stat = procfs.read_stat(pid)
     return stat is not None and stat.alive
 
 
@@ -134,26 +135,41 @@ async def test_stdin_is_at_eof_and_cwd_env_applied(tmp_path: Path) -> None:
     assert collector.texts == ["''", str(tmp_path), "marked"]
 
 
-async def test_runs_in_new_session_and_records_start_time(tmp_path: Path) -> None:
-    """The leader leads its own session; the record holds its kernel start time."""
+async def test_runs_under_the_wrapper_in_a_new_session(tmp_path: Path) -> None:
+    """The job wrapper leads a new session and the command's process group; the record
+    holds the wrapper's pid and kernel start time."""
     process = await JobProcess.start(
-        python("import os; print(os.getsid(0), os.getpgid(0), os.getpid()); input()"),
+        python("import os; print(os.getsid(0), os.getpgid(0), os.getppid()); input()"),
         cwd=tmp_path,
     )
-    stat = await in_executor(runner._read_stat, process.record.pid)
+    stat = await in_executor(procfs.read_stat, process.record.pid)
     assert stat is not None
     assert process.record.start_time == stat.start_time
+    cmdline = await in_executor(procfs.read_proc_file, process.record.pid, "cmdline")
+    assert cmdline is not None
+    assert process_tree.is_wrapper_command(cmdline)
     collector = Collector()
     assert await process.stream(collector) == 1  # input() raises EOFError: stdin is closed
     assert collector.texts[0] == f"{process.record.pid} {process.record.pid} {process.record.pid}"
 
 
-async def test_spawn_failure_raises_oserror(tmp_path: Path) -> None:
-    """A missing program or working folder raises OSError and leaks nothing."""
-    with pytest.raises(FileNotFoundError):
-        await JobProcess.start([str(tmp_path / "missing-program")], cwd=tmp_path)
+async def test_argv_already_wrapped_is_used_as_is(tmp_path: Path) -> None:
+    """An argv made by command_line is not wrapped a second time."""
+    process = await JobProcess.start(
+        command_line(python("import os; print(os.getppid())")), cwd=tmp_path
+    )
+    collector = Collector()
+    assert await process.stream(collector) == 0
+    assert collector.texts == [str(process.record.pid)]
+
+
+async def test_spawn_failure(tmp_path: Path) -> None:
+    """A missing working folder raises OSError; a missing program ends with 127, saying so."""
     with pytest.raises(FileNotFoundError):
         await JobProcess.start(python("pass"), cwd=tmp_path / "missing-folder")
+    exit_code, collector = await run_to_end([str(tmp_path / "missing-program")], tmp_path)
+    assert exit_code == 127
+    assert collector.texts == [f"{tmp_path / 'missing-program'}: not found"]
 
 
 @pytest.mark.parametrize("failing_step", ["pipe", "stat"])
@@ -162,11 +178,11 @@ async def test_failure_after_spawn_stops_the_process(
 ) -> None:
     """If set-up fails after the spawn, the new session is stopped before the error surfaces."""
     spawned: list[int] = []
-    real_read_stat = runner._read_stat
+    real_read_stat = procfs.read_stat
     # Session-scoped fixtures (the e2e Home Assistant, say) may own children already.
     children_before = set(await in_executor(own_children_alive))
 
-    def stat_fails_once(pid: int) -> runner._ProcStat | None:
+    def stat_fails_once(pid: int) -> procfs.ProcStat | None:
         if not spawned:
             spawned.append(pid)
             raise OSError("set-up failed")
@@ -176,7 +192,7 @@ async def test_failure_after_spawn_stops_the_process(
         raise OSError("set-up failed")
 
     if failing_step == "stat":
-        monkeypatch.setattr(runner, "_read_stat", stat_fails_once)
+        monkeypatch.setattr(runner, "read_stat", stat_fails_once)
     else:
         monkeypatch.setattr(asyncio, "StreamReaderProtocol", protocol_fails)
     with pytest.raises(OSError, match="set-up failed"):
@@ -194,7 +210,7 @@ async def test_failure_after_spawn_stops_the_process(
 def own_children_alive() -> list[int]:
     """Return live processes whose parent is this test process (blocking)."""
     alive: list[int] = []
-    for entry in runner.PROC.iterdir():
+    for entry in Path(procfs.PROC).iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -259,7 +275,7 @@ async def test_terminate_reaches_grandchild_in_other_process_group(tmp_path: Pat
     streaming = asyncio.create_task(process.stream(collector))
     _, pid, group = (await collector.wait_for("grandchild")).split()
     assert int(group) != process.record.pid  # not reachable through killpg of the job's group
-    assert sorted(await session_alive(process.record.pid)) == sorted([process.record.pid, int(pid)])
+    assert int(pid) in await session_alive(process.record.pid)
     assert await process.terminate(SHORT_GRACE) is True
     await streaming
     assert not await in_executor(pid_alive, int(pid))
@@ -372,141 +388,126 @@ async def test_cancelled_stream_leaves_process_to_terminate(tmp_path: Path) -> N
 
 
 async def test_terminate_reports_failure_when_tree_survives(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When processes cannot be confirmed dead, terminate says so with False."""
+    """When processes cannot be confirmed dead, terminate says so with False and a warning."""
     process = await JobProcess.start(
         python("import time; print('ready'); time.sleep(600)"), cwd=tmp_path
     )
     collector = Collector()
     streaming = asyncio.create_task(process.stream(collector))
     await collector.wait_for("ready")
-    real_signal_session = runner._signal_session
     # Signals go nowhere: the process stays, as one stuck in uninterruptible sleep would.
-    monkeypatch.setattr(
-        runner,
-        "_signal_session",
-        lambda session, _signum, started_after=0: runner._session_members(session, started_after),
-    )
-    monkeypatch.setattr(runner, "KILL_CONFIRM_TIMEOUT", 0.1)
+    monkeypatch.setattr(process_tree, "signal_all", lambda pids, _signum: list(pids))
+    monkeypatch.setattr(process_tree, "KILL_CONFIRM_TIMEOUT", 0.1)
     assert await process.terminate(0) is False
-    monkeypatch.setattr(runner, "_signal_session", real_signal_session)
+    assert "did not exit after SIGKILL" in caplog.text
+    monkeypatch.undo()
     assert await process.terminate(SHORT_GRACE) is True
     assert await streaming == -signal.SIGTERM
 
 
-def spawn_detached(code: str) -> subprocess.Popen[str]:
-    """Start a session the way a killed Home Assistant would leave it (blocking)."""
-    return subprocess.Popen(python(code), start_new_session=True, stdout=subprocess.PIPE, text=True)
+async def test_no_warning_when_sigkill_does_its_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process that ignores SIGTERM and dies of SIGKILL is no reason for a warning."""
+    process = await JobProcess.start(
+        python(
+            """
+            import signal, time
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print('ready')
+            time.sleep(600)
+            """
+        ),
+        cwd=tmp_path,
+    )
+    collector = Collector()
+    streaming = asyncio.create_task(process.stream(collector))
+    await collector.wait_for("ready")
+    assert await process.terminate(0.2) is True
+    assert await streaming == -signal.SIGKILL
+    assert [record for record in caplog.records if record.levelname == "WARNING"] == []
 
 
-async def test_reap_leftovers_of_live_leader(tmp_path: Path) -> None:
-    """A recorded leader still running with its start time is stopped with its grandchild."""
-    leader = await in_executor(spawn_detached, GRANDCHILD_IN_OWN_GROUP)
+def spawn_leftover(code: str) -> subprocess.Popen[str]:
+    """Start a wrapped job the way a killed Home Assistant would leave it (blocking)."""
+    return subprocess.Popen(
+        command_line(python(code)), start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+
+
+async def record_of(pid: int) -> ProcessRecord:
+    """Return the process record of a live process."""
+    stat = await in_executor(procfs.read_stat, pid)
+    assert stat is not None
+    return ProcessRecord(pid=pid, start_time=stat.start_time)
+
+
+async def test_reap_leftovers_of_live_wrapper(tmp_path: Path) -> None:
+    """A recorded wrapper still running with its start time is stopped with its grandchild."""
+    leader = await in_executor(spawn_leftover, GRANDCHILD_IN_OWN_GROUP)
     assert leader.stdout is not None
     line = await in_executor(leader.stdout.readline)
     grandchild = int(line.split()[1])
-    stat = await in_executor(runner._read_stat, leader.pid)
-    assert stat is not None
-    record = ProcessRecord(pid=leader.pid, start_time=stat.start_time)
-    assert await reap_leftovers(record, SHORT_GRACE) is True
+    assert await reap_leftovers(await record_of(leader.pid), SHORT_GRACE) is True
     assert await in_executor(leader.wait) == -signal.SIGTERM
     leader.stdout.close()
     assert not await in_executor(pid_alive, grandchild)
     assert await session_alive(leader.pid) == []
 
 
-async def test_reap_leftovers_after_leader_exited(tmp_path: Path) -> None:
-    """Orphans that still carry the session id are stopped although the leader is gone."""
-    leader = await in_executor(
-        spawn_detached,
-        """
-        import subprocess, sys
-        child = subprocess.Popen(
-            [sys.executable, "-S", "-c", "import time; time.sleep(600)"],
-            stdout=subprocess.DEVNULL, process_group=0,
-        )
-        print(child.pid)
-        """,
-    )
+ORPHANS = """
+    import os, subprocess, sys
+    code = "import time; time.sleep(600)"
+    marked = subprocess.Popen([sys.executable, "-S", "-c", code], process_group=0)
+    unmarked = subprocess.Popen([sys.executable, "-S", "-c", code], env={})
+    print(marked.pid, unmarked.pid, flush=True)
+    marked.wait()
+"""
+
+
+async def test_reap_leftovers_after_the_wrapper_was_killed(tmp_path: Path) -> None:
+    """With the wrapper gone (killed), only processes carrying its marker are proven ours:
+    they are stopped; a process of the same session without the marker is left alone."""
+    leader = await in_executor(spawn_leftover, ORPHANS)
     assert leader.stdout is not None
-    orphan = int(await in_executor(leader.stdout.readline))
-    assert await in_executor(leader.wait) == 0
+    marked, unmarked = map(int, (await in_executor(leader.stdout.readline)).split())
+    record = await record_of(leader.pid)
+    try:
+        leader.kill()
+        await in_executor(leader.wait)
+        leader.stdout.close()
+        assert await reap_leftovers(record, SHORT_GRACE) is True
+        assert not await in_executor(pid_alive, marked)
+        assert await in_executor(pid_alive, unmarked)
+        assert unmarked in await session_alive(leader.pid)
+    finally:
+        os.kill(unmarked, signal.SIGKILL)
+
+
+async def test_reap_leftovers_needs_the_exact_wrapper(tmp_path: Path) -> None:
+    """Marked orphans of a killed wrapper answer only to the record with its start time."""
+    leader = await in_executor(spawn_leftover, GRANDCHILD_IN_OWN_GROUP)
+    assert leader.stdout is not None
+    grandchild = int((await in_executor(leader.stdout.readline)).split()[1])
+    record = await record_of(leader.pid)
+    leader.kill()
+    await in_executor(leader.wait)
     leader.stdout.close()
-    assert await session_alive(leader.pid) == [orphan]
-    record = ProcessRecord(pid=leader.pid, start_time=12345)
+    later = ProcessRecord(pid=record.pid, start_time=record.start_time + 1)
+    assert await reap_leftovers(later, SHORT_GRACE) is True
+    assert await in_executor(pid_alive, grandchild)
     assert await reap_leftovers(record, SHORT_GRACE) is True
+    assert not await in_executor(pid_alive, grandchild)
     assert await session_alive(leader.pid) == []
 
 
-async def test_reap_leftovers_ignores_processes_older_than_the_leader(tmp_path: Path) -> None:
-    """With the leader gone, a process of that session id that started before the recorded
-    leader cannot be ours (a session after a reboot, say) and is left alone."""
-    leader = await in_executor(
-        spawn_detached,
-        """
-        import subprocess, sys
-        child = subprocess.Popen(
-            [sys.executable, "-S", "-c", "import time; time.sleep(600)"],
-            stdout=subprocess.DEVNULL,
-        )
-        print(child.pid)
-        """,
-    )
-    assert leader.stdout is not None
-    orphan = int(await in_executor(leader.stdout.readline))
-    await in_executor(leader.wait)
-    leader.stdout.close()
-    stat = await in_executor(runner._read_stat, orphan)
-    assert stat is not None
-    later = ProcessRecord(pid=leader.pid, start_time=stat.start_time + 1)
-    assert await reap_leftovers(later, SHORT_GRACE) is True
-    assert await in_executor(pid_alive, orphan)
-    ours = ProcessRecord(pid=leader.pid, start_time=stat.start_time)
-    assert await reap_leftovers(ours, SHORT_GRACE) is True
-    assert not await in_executor(pid_alive, orphan)
-
-
-async def test_reap_leftovers_guards_pid_reuse(tmp_path: Path) -> None:
-    """A live process with the recorded pid but another start time is left alone."""
-    stranger = await in_executor(spawn_detached, "import time; print('up'); time.sleep(600)")
-    assert stranger.stdout is not None
-    await in_executor(stranger.stdout.readline)
-    stat = await in_executor(runner._read_stat, stranger.pid)
-    assert stat is not None
-    record = ProcessRecord(pid=stranger.pid, start_time=stat.start_time - 1)
-    try:
-        assert await reap_leftovers(record, SHORT_GRACE) is True
-        assert await in_executor(pid_alive, stranger.pid)
-    finally:
-        stranger.kill()
-        await in_executor(stranger.wait)
-        stranger.stdout.close()
-
-
 async def test_reap_leftovers_when_nothing_remains(tmp_path: Path) -> None:
-    """A session that is gone entirely needs nothing."""
+    """A job that is gone entirely needs nothing."""
     process = await JobProcess.start(python("pass"), cwd=tmp_path)
     await process.stream(Collector())
     assert await reap_leftovers(process.record) is True
-
-
-def test_read_stat_handles_odd_names_and_garbage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The command name may contain ') '; malformed or missing files give None."""
-    monkeypatch.setattr(runner, "PROC", tmp_path)
-    fields = ["S", "1", "42", "42", *["0"] * 15, "777", "0"]
-    (tmp_path / "42").mkdir()
-    (tmp_path / "42" / "stat").write_text(f"42 (odd) name) {' '.join(fields)}\n")
-    (tmp_path / "43").mkdir()
-    (tmp_path / "43" / "stat").write_text("43 (short) S 1\n")
-    (tmp_path / "self").mkdir()
-    stat = runner._read_stat(42)
-    assert stat == runner._ProcStat(state="S", session=42, start_time=777)
-    assert runner._read_stat(43) is None
-    assert runner._read_stat(44) is None
-    assert runner._session_members(42) == [42]
 
 
 def test_pipe_end_closes_once() -> None:

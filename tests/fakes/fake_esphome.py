@@ -26,12 +26,18 @@ Behaviour per configuration comes from `<config_dir>/.fake_esphome.json`:
 a line ending in `\\r` is written without a newline, like a progress redraw), `exit_code`,
 `fail_message`, `ignore_sigterm`, `grandchild_holds_pipe` (a grandchild in the same session
 inherits stdout and sleeps), `grandchild_own_group` (that grandchild gets its own process group,
-as ninja does with compilers), `grandchild_ignore_sigterm`, `wait_for_file` (a path relative to
-config_dir; the process blocks until it exists).
+as ninja does with compilers), `grandchild_own_session` (that grandchild calls setsid, leaving
+the job's session), `grandchild_ignore_sigterm`, `grandchild_closes_output` (that grandchild
+does not hold the pipe: its output goes to /dev/null), `wait_for_file` (a path relative to
+config_dir; the process blocks until it exists), `flash_first` (upload: "flash" before any
+output, like an OTA that completes before the success line is printed) and
+`exit_on_broken_pipe` (a write to a stdout nobody reads any more ends the process with exit
+code 1, as the real CLI does; its `end` event says `broken_pipe: true`).
 
 Every invocation appends JSON lines to `<config_dir>/.fake_esphome_calls.jsonl`: a `start`
 event written before any waiting (so a test knows the process runs), a `grandchild` event when
-one was spawned, and an `end` event with `exit_code` (`-15` when SIGTERM ended it). `version`
+one was spawned, a `grandchild_ready` event from the grandchild itself once it ignores SIGTERM
+(if asked to), and an `end` event with `exit_code` (`-15` when SIGTERM ended it). `version`
 has no configuration; it uses `$FAKE_ESPHOME_CONFIG_DIR` when set, else logs nothing.
 """
 
@@ -392,19 +398,46 @@ def do_clean_all(inv: Invocation) -> int:
 
 
 def spawn_grandchild(inv: Invocation) -> None:
-    """Start a sleeper that inherits stdout, in this session (optionally its own group)."""
+    """Start a sleeper that inherits stdout, in this session (optionally its own group or
+    its own session, optionally with its output on /dev/null)."""
     ignore = bool(inv.behaviour.get("grandchild_ignore_sigterm"))
     code = (
-        "import signal, time\n"
+        "import json, os, signal, time\n"
         + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore else "")
+        + ready_code(inv)
         + f"time.sleep({GRANDCHILD_SLEEP})\n"
     )
+    output = subprocess.DEVNULL if inv.behaviour.get("grandchild_closes_output") else None
     child = subprocess.Popen(
         [sys.executable, "-S", "-c", code],
         stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         process_group=0 if inv.behaviour.get("grandchild_own_group") else None,
+        start_new_session=bool(inv.behaviour.get("grandchild_own_session")),
     )
     inv.log("grandchild", grandchild_pid=child.pid)
+
+
+def ready_code(inv: Invocation) -> str:
+    """Code for the grandchild: log `grandchild_ready` once its signal set-up is done."""
+    if inv.config_dir is None:
+        return ""
+    base = {
+        "event": "grandchild_ready",
+        "subcommand": inv.subcommand,
+        "configuration": inv.configuration,
+        "port": inv.port,
+        "argv": inv.argv,
+    }
+    return (
+        f"record = {{**json.loads({json.dumps(base)!r}), 'pid': os.getpid(), "
+        "'sid': os.getsid(0), 'time': time.time()}\n"
+        f"fd = os.open({str(inv.config_dir / CALLS_FILE)!r}, "
+        "os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)\n"
+        "os.write(fd, (json.dumps(record) + '\\n').encode())\n"
+        "os.close(fd)\n"
+    )
 
 
 def wait_for_release(inv: Invocation) -> bool:
@@ -432,6 +465,10 @@ def run(inv: Invocation) -> int:
     if not wait_for_release(inv):
         out("ERROR fake_esphome: wait_for_file was never released\n")
         return 3
+    if inv.subcommand == "upload" and inv.behaviour.get("flash_first"):
+        flashed = do_upload(inv, name)
+        if flashed:
+            return flashed
     lines = inv.behaviour.get("lines")
     if lines is None:
         lines = default_lines(inv, name)
@@ -451,7 +488,7 @@ def run(inv: Invocation) -> int:
     if inv.subcommand == "compile":
         return do_compile(inv, name, friendly)
     if inv.subcommand == "upload":
-        return do_upload(inv, name)
+        return 0 if inv.behaviour.get("flash_first") else do_upload(inv, name)
     if inv.subcommand == "clean":
         return do_clean(inv, name)
     if inv.subcommand == "clean-all":
@@ -487,7 +524,15 @@ def main(argv: list[str]) -> int:
             for key in ("PYTHONUNBUFFERED", "PYTHONUTF8", "PYTHONIOENCODING", "NO_COLOR")
         },
     )
-    exit_code = run(inv)
+    try:
+        exit_code = run(inv)
+    except BrokenPipeError:
+        if not inv.behaviour.get("exit_on_broken_pipe"):
+            raise
+        inv.log("end", exit_code=1, broken_pipe=True)
+        # Nobody reads stdout any more: keep Python's final flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     inv.log("end", exit_code=exit_code)
     return exit_code
 

@@ -251,8 +251,11 @@ async def test_missing_interpreter(hass: HomeAssistant, tmp_path: Path) -> None:
     installer = await find_installer(str(tmp_path / "no-python"))
     assert installer == Installer(str(tmp_path / "no-python"), None)
     staging = make_staging_dir(tmp_path / "root", MANAGED_ESPHOME_VERSION)
-    with pytest.raises(InstallError, match="Could not create the virtual environment: "):
+    # Every command runs under the job wrapper, which reports a program it cannot start as
+    # exit code 127 with the reason in the installer's output.
+    with pytest.raises(InstallError, match="Could not create the virtual environment") as raised:
         await install_into(installer, staging, MANAGED_ESPHOME_VERSION)
+    assert "no-python" in str(raised.value.details)
 
 
 async def test_unusable_target_folder(hass: HomeAssistant, tmp_path: Path) -> None:

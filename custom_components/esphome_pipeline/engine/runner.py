@@ -1,19 +1,13 @@
-"""One job's process session: spawn it, stream its output, and stop the whole tree.
+"""One job's process: spawn it under the job wrapper, stream its output, stop all of it.
 
-Owns everything about a running ESPHome CLI process and its descendants. Each job runs in a
-new session (`start_new_session=True`), so the session id equals the leader's pid and every
-descendant (ninja, its compilers in their own process groups, esptool) stays in it unless it
-calls setsid itself. Stopping a job therefore means: signal every process whose session id is
-the job's, first SIGTERM, then SIGKILL after a grace period, and confirm none remains.
+Owns a running job's process as the engine holds it. Every command runs under the job wrapper
+(`job_wrapper.py`) as the leader of a new session: the wrapper keeps the command alive and its
+output flowing when Home Assistant dies, and it is the child subreaper of everything the
+command starts. Which processes belong to a job and how they are stopped is
+`process_tree.py`; this module applies it to the engine's own jobs (`JobProcess.terminate`)
+and to what a killed run left behind (`reap_leftovers`), once a stored record proved sane.
 
-Linux only: session membership and start times come from `/proc/<pid>/stat`. Every `/proc`
-read runs in the default executor, never on the event loop thread.
-
-Pid reuse: a job's `ProcessRecord` keeps the leader's kernel start time. Linux never hands out
-a pid that is still in use as a session id, so while any process of our session lives, the
-leader's pid cannot belong to anyone else; a live process with that pid but another start
-time proves the session is gone. A process is signalled only after its session id was read
-in the same executor call, which leaves no practical window for its pid to be reused.
+Linux only. Every `/proc` read runs in the default executor, never on the event loop thread.
 """
 
 from __future__ import annotations
@@ -21,15 +15,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 import contextlib
-from dataclasses import dataclass
+from functools import partial
 import logging
 import os
 from pathlib import Path
-import signal
-from typing import Any, Final, Self
+from typing import Final, Self
 
 from .models import ProcessRecord
 from .output import LineSplitter
+from .process_tree import (
+    KILL_CONFIRM_TIMEOUT,
+    command_line,
+    is_command_line,
+    poll_leader_exit,
+    record_problem,
+    stop_tree,
+)
+from .procfs import process_table, read_stat
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,118 +39,45 @@ TERMINATE_GRACE: Final = 3.0
 """Seconds between SIGTERM and SIGKILL (the contract's 3 s)."""
 
 DRAIN_AFTER_EXIT: Final = 1.5
-"""Seconds output is still read after the leader exited; a grandchild that keeps the pipe
-open longer is treated as a stray and stopped."""
+"""Seconds the wrapper still reads output after the command exited; a grandchild that keeps
+the pipe open longer is treated as a stray and stopped."""
 
-KILL_CONFIRM_TIMEOUT: Final = 5.0
-"""Seconds to wait after SIGKILL for the kernel to remove every process of the session."""
-
-POLL_INTERVAL: Final = 0.05
 READ_CHUNK: Final = 65_536
-PROC: Final = Path("/proc")
 
 type LineCallback = Callable[[str, bool], None]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _ProcStat:
-    """The fields of /proc/<pid>/stat the runner needs."""
-
-    state: str
-    session: int
-    start_time: int
-
-    @property
-    def alive(self) -> bool:
-        """A zombie has exited already; it only waits for its parent to reap it."""
-        return self.state not in {"Z", "X"}
-
-
-def _read_stat(pid: int) -> _ProcStat | None:
-    """Read /proc/<pid>/stat (blocking); None when the process does not exist."""
-    try:
-        raw = (PROC / str(pid) / "stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) is in parentheses and may contain spaces or ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return _ProcStat(
-            state=fields[0].decode(), session=int(fields[3]), start_time=int(fields[19])
-        )
-    except (IndexError, ValueError):
-        return None
-
-
 def _session_members(session: int, started_after: int = 0) -> list[int]:
-    """Return the pids of live (non-zombie) processes in `session` (blocking).
-
-    Only processes started at or after `started_after` (kernel ticks) count: every process
-    of a job's session was forked after its leader started, so anything older belongs to
-    another session that happens to carry the same id (after a reboot, say).
-    """
-    members: list[int] = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _read_stat(int(entry.name))
-        if (
-            stat is not None
-            and stat.alive
-            and stat.session == session
-            and stat.start_time >= started_after
-        ):
-            members.append(int(entry.name))
-    return members
-
-
-def _signal_session(session: int, signum: int, started_after: int = 0) -> list[int]:
-    """Send `signum` to every live process of `session`; return the pids signalled (blocking)."""
-    signalled: list[int] = []
-    for pid in _session_members(session, started_after):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-            signalled.append(pid)
-    return signalled
+    """Return the pids of live processes in `session` started at or after `started_after`
+    (kernel ticks). Blocking."""
+    return [
+        stat.pid
+        for stat in process_table().values()
+        if stat.alive and stat.session == session and stat.start_time >= started_after
+    ]
 
 
 async def _in_executor[T](func: Callable[..., T], *args: object) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
-async def _wait_session_gone(record: ProcessRecord, limit: float, *, resend: int | None) -> bool:
-    """Poll until no process of `session` lives; True on success, False at the deadline.
-
-    With `resend`, every poll signals the processes still present again (after SIGKILL a
-    process that was mid-fork can leave a fresh child behind).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        if resend is None:
-            remaining = await _in_executor(_session_members, record.pid, record.start_time)
-        else:
-            remaining = await _in_executor(_signal_session, record.pid, resend, record.start_time)
-        if not remaining:
-            return True
-        if loop.time() >= deadline:
-            _LOGGER.warning("Processes %s of session %s did not exit", remaining, record.pid)
-            return False
-        await asyncio.sleep(POLL_INTERVAL)
+async def _wait_for_exit(process: asyncio.subprocess.Process, limit: float) -> bool:
+    """Wait up to `limit` seconds for our child `process` to end; True when it did."""
+    if process.returncode is None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await process.wait()
+    return process.returncode is not None
 
 
-async def _stop_session(record: ProcessRecord, grace: float) -> bool:
-    """SIGTERM every process of the record's session, SIGKILL what is left after `grace`.
-
-    Returns True when no process of the session remains.
-    """
-    session, started_after = record.pid, record.start_time
-    if not await _in_executor(_signal_session, session, signal.SIGTERM, started_after):
-        return True
-    if await _wait_session_gone(record, grace, resend=None):
-        return True
-    await _in_executor(_signal_session, session, signal.SIGKILL, started_after)
-    return await _wait_session_gone(record, KILL_CONFIRM_TIMEOUT, resend=signal.SIGKILL)
+async def _abandon(process: asyncio.subprocess.Process) -> None:
+    """Stop at once a wrapper whose set-up failed after the spawn, with all it started."""
+    try:
+        stat = await _in_executor(read_stat, process.pid)
+    except OSError:
+        stat = None
+    record = ProcessRecord(pid=process.pid, start_time=0 if stat is None else stat.start_time)
+    await stop_tree(record, 0, trusted=True, leader_exit=partial(_wait_for_exit, process))
 
 
 class _PipeEnd:
@@ -169,10 +98,10 @@ class _PipeEnd:
 
 
 class JobProcess:
-    """A running job: one process session whose merged output is read from our own pipe.
+    """A running job: its wrapper's session, whose merged output is read from our own pipe.
 
     The pipe is created here rather than by asyncio so that this class owns its transport
-    and can close it even while a stray grandchild still holds the write end.
+    and can close it whatever happens to the processes.
     """
 
     def __init__(
@@ -193,10 +122,14 @@ class JobProcess:
     async def start(
         cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None
     ) -> Self:
-        """Spawn `argv` in a new session with stdin at EOF and stderr merged into stdout.
+        """Spawn `argv` under the job wrapper in a new session, stdin at EOF, output merged.
 
-        Raises OSError (FileNotFoundError, PermissionError, ...) when it cannot spawn.
+        `argv` already made by `process_tree.command_line` (or `with_exit_record`) is used as
+        it is. Raises OSError when the wrapper cannot start or `cwd` does not exist; a command
+        that cannot run ends with exit code 126 or 127 and says why in its output.
         """
+        if not is_command_line(argv):
+            argv = command_line(argv, grace=TERMINATE_GRACE, drain=DRAIN_AFTER_EXIT)
         loop = asyncio.get_running_loop()
         read_fd, write_fd = os.pipe()
         pipe = _PipeEnd(read_fd)
@@ -221,17 +154,17 @@ class JobProcess:
             transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader), pipe
             )
-            stat = await _in_executor(_read_stat, process.pid)
+            stat = await _in_executor(read_stat, process.pid)
         except BaseException:
             # The transport owns the pipe once it exists; closing it closes the pipe.
             if transport is None:
                 pipe.close()
             else:
                 transport.close()
-            await _stop_session(ProcessRecord(pid=process.pid, start_time=0), 0)
+            await asyncio.shield(_abandon(process))
             raise
-        # A leader that exited and was reaped already has no stat; 0 marks the start time as
-        # unknown, which the restore path treats as "the leader is gone".
+        # 0 marks the start time as unknown (no /proc entry): for the engine's own job that
+        # means "the wrapper's pid as it is"; the restore path treats it as "the wrapper is gone".
         record = ProcessRecord(pid=process.pid, start_time=0 if stat is None else stat.start_time)
         return cls(process, record, reader, transport)
 
@@ -243,9 +176,8 @@ class JobProcess:
     async def stream(self, on_line: LineCallback) -> int:
         """Deliver output lines to `on_line(text, replaces_previous)`; return the exit code.
 
-        Reads until end of output. When the leader has exited but something else still holds
-        the pipe, reading goes on for at most DRAIN_AFTER_EXIT seconds; then the pipe is closed
-        and every process left in the session is stopped.
+        Reads until end of output: the wrapper alone holds the engine's end of the pipe, so
+        that is when it exits (it has already stopped whatever the command left behind).
         """
         splitter = LineSplitter()
 
@@ -253,72 +185,52 @@ class JobProcess:
             for text, replaces_previous in lines:
                 on_line(text, replaces_previous)
 
-        loop = asyncio.get_running_loop()
-        exited = asyncio.ensure_future(self._process.wait())
-        read: asyncio.Future[bytes] | None = None
-        drain_until: float | None = None
-        watched: set[asyncio.Future[Any]]
         try:
-            while True:
-                if read is None:
-                    read = asyncio.ensure_future(self._reader.read(READ_CHUNK))
-                if drain_until is None:
-                    watched = {read, exited}
-                    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                    if exited.done():
-                        # The leader is gone, but a grandchild may still hold the pipe open:
-                        # keep reading what is buffered or arrives soon, not for ever.
-                        drain_until = loop.time() + DRAIN_AFTER_EXIT
-                else:
-                    await asyncio.wait({read}, timeout=max(drain_until - loop.time(), 0.0))
-                    if not read.done():
-                        break
-                if not read.done():
-                    continue
-                data = read.result()
-                read = None
-                if not data:
-                    break
+            while data := await self._reader.read(READ_CHUNK):
                 deliver(splitter.feed(data))
             deliver(splitter.flush())
-            exit_code = await exited
+            exit_code = await self._process.wait()
         finally:
-            for future in (read, exited):
-                if future is not None and not future.done():
-                    future.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await future
             self._transport.close()
-        # Whatever is still in the session outlived its leader: a stray, stop it.
+        # A wrapper that died without cleaning up (SIGKILLed) may leave processes: stop them.
         await self.terminate()
         return exit_code
 
     async def terminate(self, grace: float = TERMINATE_GRACE) -> bool:
-        """Stop every process of the job's session: SIGTERM, then SIGKILL after `grace`.
+        """Stop every process of the job: SIGTERM, then SIGKILL after `grace`.
 
-        Returns True once no process of the session remains, False when that cannot be
+        Returns True once no process of the job remains, False when that cannot be
         confirmed. Safe to call more than once, concurrently, and after the job exited.
         """
         async with self._terminate_lock:
-            stopped = await _stop_session(self.record, grace)
+            stopped = await stop_tree(
+                self.record,
+                grace,
+                trusted=True,
+                leader_exit=partial(_wait_for_exit, self._process),
+            )
             if stopped:
-                # The leader is dead; make sure asyncio reaped it so `returncode` is set.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(KILL_CONFIRM_TIMEOUT):
-                        await self._process.wait()
+                # The wrapper is gone; make sure asyncio reaped it so `returncode` is set.
+                await _wait_for_exit(self._process, KILL_CONFIRM_TIMEOUT)
             return stopped
 
 
 async def reap_leftovers(record: ProcessRecord, grace: float = TERMINATE_GRACE) -> bool:
-    """Stop what is left of a session recorded before Home Assistant was killed.
+    """Stop what is left of a job whose process record a killed run stored.
 
-    The session is ours when its leader still runs with the recorded start time, or when the
-    leader is gone and processes still carry its session id (the kernel keeps that id from
-    being reused while they live) and started no earlier than the leader did. A process with
-    the leader's pid but another start time means the pid was reused after our session ended:
-    nothing is touched. Returns True when no process of the session remains.
+    The record is acted on only when it is sane (`process_tree.record_problem`); otherwise it
+    is ignored with a warning and nothing is signalled. Returns True when no process of the
+    job remains (or none could be ours), False when some survived SIGKILL.
     """
-    leader = await _in_executor(_read_stat, record.pid)
-    if leader is not None and leader.start_time != record.start_time:
+    problem = await _in_executor(record_problem, record)
+    if problem is not None:
+        _LOGGER.warning(
+            "Ignoring the stored process record (pid %s, start time %s): %s; nothing is signalled",
+            record.pid,
+            record.start_time,
+            problem,
+        )
         return True
-    return await _stop_session(record, grace)
+    return await stop_tree(
+        record, grace, trusted=False, leader_exit=partial(poll_leader_exit, record)
+    )
