@@ -31,10 +31,10 @@ from typing import Any, Final
 # Runnable as a plain script from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import JobStatus
 from custom_components.esphome_pipeline.engine.persistence import FileJobStore
 from custom_components.esphome_pipeline.engine.procfs import read_stat, signal_all
-from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from tests.fakes import CALLS_FILE, FakeEsphome, fake_cli
 
 SURVIVORS_TARGET: Final = 0

@@ -42,6 +42,7 @@ from .engine.events import EventKind
 from .engine.models import TERMINAL_STATUSES, Job
 from .engine.streams import JobStream, StreamUpdate
 from .helpers import engine_errors, invalid_input
+from .peer_entities import peer_state
 from .snapshot import PipelineSnapshot
 
 SEND_PACE: Final = 0.1
@@ -95,6 +96,18 @@ def outdated(data: PipelineSnapshot | None) -> list[str]:
     ]
 
 
+def peers_payload(entry: EsphomePipelineConfigEntry) -> list[dict[str, Any]]:
+    """Each build peer of the entry: its label (as jobs name it), state and ESPHome version."""
+    return [
+        {
+            "label": peer.label,
+            "state": peer_state(peer.link.status),
+            "esphome_version": peer.link.status.esphome_version,
+        }
+        for peer in entry.runtime_data.peers.peers.values()
+    ]
+
+
 def jobs_snapshot(coordinator: PipelineCoordinator) -> Message:
     """The first event of `subscribe_jobs`: jobs, lanes, peers and configurations."""
     entry = coordinator.config_entry
@@ -107,7 +120,7 @@ def jobs_snapshot(coordinator: PipelineCoordinator) -> Message:
             "compile": {"workers": coordinator.compile_workers},
             "upload": {"slots": coordinator.upload_slots},
         },
-        "peers": [],
+        "peers": peers_payload(entry),
         "jobs": [job.public_dict() for job in coordinator.jobs()],
         "configurations": configurations_payload(coordinator.data),
     }

@@ -24,9 +24,9 @@ from custom_components.esphome_pipeline.engine.exit_record import (
     read_exit_record,
     read_job_log,
 )
+from custom_components.esphome_pipeline.engine.firmware import EXIT_RECORD_DIR
 from custom_components.esphome_pipeline.engine.models import JobStatus
 from custom_components.esphome_pipeline.engine.persistence import COMPLETED_AWAY_MARKER
-from custom_components.esphome_pipeline.engine.firmware import EXIT_RECORD_DIR
 from tests.fakes import FakeEsphome
 
 from .conftest import EVENT_TIMEOUT, EngineFactory, stored_jobs, wait_until_idle

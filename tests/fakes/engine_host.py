@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 import sys
 
-from custom_components.esphome_pipeline.engine.persistence import FileJobStore
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
+from custom_components.esphome_pipeline.engine.persistence import FileJobStore
 from tests.fakes import fake_cli
 
 

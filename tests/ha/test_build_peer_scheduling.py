@@ -209,3 +209,18 @@ async def test_peers_only_sends_a_lost_compile_again_three_times_then_fails(
     assert job["status"] == "failed"
     assert f"sent again {MAX_REMOTE_ATTEMPTS} times" in str(job["error"])
     assert len(requeued) == MAX_REMOTE_ATTEMPTS
+
+
+async def test_the_card_sees_each_build_peer(
+    hass: HomeAssistant, with_peer: Setup, hass_ws_client: Any
+) -> None:
+    """The card's snapshot names every paired peer with its state and ESPHome version."""
+    entry, _receiver = await with_peer()
+    client = await hass_ws_client(hass)
+    await client.send_json({"id": 1, "type": f"{DOMAIN}/subscribe_jobs"})
+    assert (await client.receive_json())["success"]
+    snapshot = (await client.receive_json())["event"]
+    assert snapshot["peers"] == [
+        {"label": "Desk PC", "state": "idle", "esphome_version": "2026.10.0"}
+    ]
+    assert entry.entry_id == snapshot["entry_id"]
