@@ -81,9 +81,8 @@ def configurations_payload(data: PipelineSnapshot | None) -> list[Message]:
             "name": state.node.display_name,
             "installed": state.installed,
             "latest": state.node.fingerprint,
-            # As the firmware entity: an unknown installed version is no update.
-            "update_available": state.installed is not None
-            and state.installed != state.node.fingerprint,
+            # As the firmware entity: another build, or none installed yet, is an update.
+            "update_available": state.installed != state.node.fingerprint,
         }
         for name, state in sorted(data.configurations.items())
     ]

@@ -127,7 +127,8 @@ async def test_snapshot_then_updates(
         "garage.yaml",
         "kitchen.yaml",
     ]
-    assert not any(item["update_available"] for item in snapshot["configurations"])
+    # Never installed through the pipeline: both need an install (as their firmware entities say).
+    assert all(item["update_available"] for item in snapshot["configurations"])
 
     # A second connection gives the commands, so the subscription's messages stay apart.
     commands = await hass_ws_client(hass)
@@ -147,24 +148,31 @@ async def test_snapshot_then_updates(
     job = next(job for event in events for job in event.get("jobs", []))
     assert set(job) == set(engine_of(loaded).jobs()[0].public_dict())
 
-    # The file changes after the install: kitchen has an update available now.
+    # The file changes after the install: kitchen has an update available again, garage
+    # still has never been installed.
     fake.add_config("kitchen", extra="logger:\n")
     await coordinator_of(loaded).async_rescan()
-    events = await _events_until(client, lambda event: event["event"] == "configurations")
+
+    def kitchen_outdated(event: dict[str, Any]) -> bool:
+        return event["event"] == "configurations" and any(
+            item["update_available"] and item["configuration"] == "kitchen.yaml"
+            for item in event["configurations"]
+        )
+
+    events = await _events_until(client, kitchen_outdated)
     outdated = [
         item["configuration"] for item in events[-1]["configurations"] if item["update_available"]
     ]
-    assert outdated == ["kitchen.yaml"]
+    assert outdated == ["garage.yaml", "kitchen.yaml"]
 
     # "Install all outdated" queues exactly the outdated configurations.
     answer = await _command(commands, type=f"{DOMAIN}/install_outdated")
     assert answer["success"], answer
-    assert [chain["configuration"] for chain in answer["result"]["jobs"]] == ["kitchen.yaml"]
-    new_upload = answer["result"]["jobs"][0]["upload_job_id"]
-    events = await _events_until(client, _has_status(new_upload, "completed"))
-    assert not any(
-        job["configuration"] == "garage.yaml" for event in events for job in event.get("jobs", [])
-    )
+    chains = answer["result"]["jobs"]
+    assert [chain["configuration"] for chain in chains] == ["garage.yaml", "kitchen.yaml"]
+    for chain in chains:
+        await wait_for_status(hass, loaded, chain["upload_job_id"], "completed")
+    events = await _events_until(client, _has_status(chains[-1]["upload_job_id"], "completed"))
 
     # Installed again: nothing is outdated (that event may come before or after the upload's
     # last status: two channels), and "install all outdated" queues nothing.
