@@ -110,7 +110,7 @@ def chip_tarball(chip: str, name: str, receiver_build: str = "/data/build") -> b
     images = ESP32_IMAGES if chip == "esp32" else {}
     idedata = {
         "prog_path": f"{build}/{pioenvs}/firmware.elf",
-        "cc_path": "/home/builder/.platformio/packages/toolchain/bin/gcc",
+        "cc_path": "/opt/peer/.platformio/packages/toolchain/bin/gcc",
         "extra": {
             "flash_images": [
                 {"path": f"{build}/{pioenvs}/{image}", "offset": offset}
