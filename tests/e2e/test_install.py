@@ -62,8 +62,16 @@ async def test_install_one_device(e2e_site: Site, ws: HomeAssistantWebSocket) ->
     assert await read_compilation_time(device.device.api_port) == site.build_time(configuration)
     assert device.ota_receptions() == receptions_before + 1
 
-    await states.wait_for(entities["compile"], lambda s: s["state"] == "completed")
-    upload_state = await states.wait_for(entities["upload"], lambda s: s["state"] == "completed")
+    # The sensors show this install's jobs (an earlier test may have left another completed
+    # install of the same device: wait for these job ids, not only for the state).
+    await states.wait_for(
+        entities["compile"],
+        lambda s: s["state"] == "completed" and s["attributes"]["job_id"] == compile_id,
+    )
+    upload_state = await states.wait_for(
+        entities["upload"],
+        lambda s: s["state"] == "completed" and s["attributes"]["job_id"] == upload_id,
+    )
     assert upload_state["attributes"]["job_id"] == upload_id
     firmware = await states.wait_for(
         entities["firmware"], lambda s: s["attributes"].get("in_progress") is False

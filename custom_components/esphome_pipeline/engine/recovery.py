@@ -5,8 +5,12 @@ exit records, then restore the table in two passes) and `ExitRecordKeeper`, whic
 job's exit record once the store holds the job's outcome.
 
 Order matters: a record read after its session is gone can only come from a process that
-finished on its own, never from one we stopped. A job whose leftover processes cannot be
-stopped is not run again (two processes would work on one configuration): it ends failed.
+finished on its own, never from one we stopped. And an upload that was running when the
+previous run died is first given time to finish on its own (its job wrapper outlives Home
+Assistant, at most `LEFTOVER_UPLOAD_WAIT` seconds): stopping it mid-flash could leave a device
+that took the image while its job runs again and flashes it twice. A job whose leftover
+processes cannot be stopped is not run again (two processes would work on one
+configuration): it ends failed.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from .exit_record import discard_exit_records, exit_record_path, read_exit_record
-from .models import Job, JobStatus, utc_now_iso
+from .models import Job, JobStatus, JobType, ProcessRecord, utc_now_iso
 from .persistence import DroppedJobs, recorded_sessions, restore
+from .process_tree import poll_leader_exit, record_problem
 from .runner import reap_leftovers
 
 _LOGGER = logging.getLogger(__name__)
 
 LEFTOVER_SURVIVED: Final = "Not run again: processes of its interrupted run could not be stopped"
+LEFTOVER_UPLOAD_WAIT: Final = 60.0
+"""Seconds a leftover upload may take to finish on its own before it is stopped."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,7 +47,10 @@ async def recover(entries: Any, exit_dir: Path) -> Recovered:
     """Reap leftovers, read exit records, and restore `entries` (the stored jobs)."""
     loop = asyncio.get_running_loop()
     records = list(recorded_sessions(entries).items())
-    results = await asyncio.gather(*(reap_leftovers(record) for _, record in records))
+    uploads = _upload_ids(entries)
+    results = await asyncio.gather(
+        *(_reap(record, finish_first=job_id in uploads) for job_id, record in records)
+    )
     survivors = {job_id for (job_id, _), dead in zip(records, results, strict=True) if not dead}
     exit_codes = await loop.run_in_executor(
         None, _read_exit_records, exit_dir, [job_id for job_id, _ in records]
@@ -62,6 +72,27 @@ async def recover(entries: Any, exit_dir: Path) -> Recovered:
             job.exit_code = None
             job.finished_at = finished_at
     return Recovered(jobs=restored.jobs, dropped=restored.dropped)
+
+
+async def _reap(record: ProcessRecord, *, finish_first: bool) -> bool:
+    """Stop a leftover; an upload's (when the record is ours) may first finish by itself."""
+    if (
+        finish_first
+        and await asyncio.get_running_loop().run_in_executor(None, record_problem, record) is None
+    ):
+        await poll_leader_exit(record, LEFTOVER_UPLOAD_WAIT)
+    return await reap_leftovers(record)
+
+
+def _upload_ids(entries: Any) -> set[str]:
+    """Return the ids of the stored upload jobs (tolerant: anything else is skipped)."""
+    if not isinstance(entries, list):
+        return set()
+    return {
+        str(entry.get("job_id"))
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("job_type") == JobType.UPLOAD
+    }
 
 
 async def discard_all_exit_records(exit_dir: Path) -> None:
