@@ -109,3 +109,35 @@ async def test_upload_finishing_after_home_assistant_died_is_not_flashed_again(
     await wait_until_idle(engine)
     assert len(fake.flashed()) == 1
     assert [call["subcommand"] for call in fake.calls("start")] == ["compile", "upload"]
+
+
+async def test_restart_lets_a_leftover_upload_finish_before_stopping_it(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path
+) -> None:
+    """Home Assistant comes back while the old upload still flashes: it is not killed mid-OTA
+    (the device could take the image, and the upload would run again); it finishes, records
+    its exit, and the job is completed without a second flash."""
+    fake.add_config("a")
+    fake.behave("a.yaml", "upload", wait_for_file="go-upload", flash_first=True)
+    host = await asyncio.to_thread(start_host, fake, store_path, "a.yaml")
+    assert host.stdout is not None
+    [chain] = json.loads(await asyncio.to_thread(host.stdout.readline))
+    await fake.wait_for_call("start", "upload")
+    await until(lambda: stored_process(store_path, chain["upload"]))
+    os.kill(host.pid, signal.SIGKILL)
+    await asyncio.to_thread(host.wait)
+    host.stdout.close()
+
+    # The restart begins while the leftover still waits; it finishes only afterwards.
+    restart = asyncio.get_running_loop().create_task(make_engine())
+    await asyncio.sleep(0)
+    assert not restart.done()
+    fake.release("go-upload")
+    engine = await restart
+    upload = engine.get(chain["upload"])
+    assert upload is not None
+    assert upload.status is JobStatus.COMPLETED
+    await wait_until_idle(engine)
+    assert len(fake.flashed()) == 1
+    [end] = fake.calls("end", "upload")
+    assert end["exit_code"] == 0
