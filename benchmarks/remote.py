@@ -41,6 +41,7 @@ from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity
 from custom_components.esphome_pipeline.engine.peer.wire import MAX_ARTIFACT_BYTES
 from script.devkit import ESPHOME_CLI
 from tests.fakes import FAKE_COMMAND, FakeEsphome
+from tests.fakes.peer_pairing import paired_link
 from tests.fakes.real_receiver import RealReceiver
 
 ARTIFACT_BYTES: Final = MAX_ARTIFACT_BYTES
@@ -125,26 +126,12 @@ HOST_CONFIG: Final = "esphome:\n  name: bench-host\nhost:\nlogger:\n"
 async def real_receiver_versus_local(root: Path) -> tuple[float, float]:
     """Return (submit to completed on the real receiver, local compile) in seconds."""
     receiver = await RealReceiver.start(root / "receiver")
-    identity = PeerIdentity.generate()
-    link = PeerLink(
-        host="127.0.0.1",
-        port=receiver.port,
-        identity=identity,
-        pin=receiver.pin,
-        dashboard_id=dashboard_id_for(identity),
-        label="benchmark",
-    )
     try:
-        await pair(
-            "127.0.0.1",
-            receiver.port,
-            identity,
-            pairing_key=receiver.pairing_key,
-            expected_pin=receiver.pin,
-            label="benchmark",
-        )
-        link.start()
-        await link.wait_for(lambda status: status.available, 60)
+        link = await paired_link(receiver, "benchmark")
+    except BaseException:
+        await receiver.stop()
+        raise
+    try:
         remote_dir = root / "remote"
         remote_dir.mkdir()
         (remote_dir / "bench-host.yaml").write_text(HOST_CONFIG)

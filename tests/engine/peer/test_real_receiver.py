@@ -31,6 +31,7 @@ from custom_components.esphome_pipeline.engine.peer.client import (
 from custom_components.esphome_pipeline.engine.peer.executor import RemoteExecutor
 from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity
 from script.devkit import ESPHOME_CLI
+from tests.fakes.peer_pairing import paired_link
 from tests.fakes.real_receiver import RealReceiver
 from tests.fakes.test_receiver import PeerReceiver
 
@@ -125,26 +126,12 @@ async def test_test_receiver_with_the_real_cli_hands_back_a_host_build(
     """Our own receiver runs the real ESPHome CLI and packs the host build tree; it lands here."""
     receiver = PeerReceiver(tmp_path / "receiver", cli=(str(ESPHOME_CLI),))
     await receiver.start()
-    identity = PeerIdentity.generate()
-    link = PeerLink(
-        host="127.0.0.1",
-        port=receiver.port,
-        identity=identity,
-        pin=receiver.pin,
-        dashboard_id=dashboard_id_for(identity),
-        label="Test receiver",
-    )
     try:
-        await pair(
-            "127.0.0.1",
-            receiver.port,
-            identity,
-            pairing_key=receiver.pairing_key,
-            expected_pin=receiver.pin,
-            label="Test receiver",
-        )
-        link.start()
-        await link.wait_for(lambda s: s.available, 60)
+        link = await paired_link(receiver, "Test receiver")
+    except BaseException:
+        await receiver.stop()
+        raise
+    try:
         config_dir = tmp_path / "config"
         config_dir.mkdir()
         (config_dir / "remote-host.yaml").write_text(HOST_CONFIG)
@@ -161,34 +148,17 @@ async def test_test_receiver_with_the_real_cli_hands_back_a_host_build(
     assert str(config_dir / ".esphome" / "build" / "remote-host") in storage
 
 
-async def paired_link(receiver: RealReceiver) -> PeerLink:
-    identity = PeerIdentity.generate()
-    await pair(
-        "127.0.0.1",
-        receiver.port,
-        identity,
-        pairing_key=receiver.pairing_key,
-        expected_pin=receiver.pin,
-        label="ESPHome Pipeline test",
+async def _link(receiver: RealReceiver) -> PeerLink:
+    """A link that reconnects quickly (the tests restart and kill receivers)."""
+    return await paired_link(
+        receiver, "ESPHome Pipeline test", wait=False, reconnect_initial=0.2, reconnect_max=1.0
     )
-    link = PeerLink(
-        host="127.0.0.1",
-        port=receiver.port,
-        identity=identity,
-        pin=receiver.pin,
-        dashboard_id=dashboard_id_for(identity),
-        label="ESPHome Pipeline test",
-        reconnect_initial=0.2,
-        reconnect_max=1.0,
-    )
-    link.start()
-    return link
 
 
 async def test_the_link_comes_back_after_the_real_receiver_restarts(
     receiver: RealReceiver,
 ) -> None:
-    link = await paired_link(receiver)
+    link = await _link(receiver)
     try:
         await link.wait_for(lambda s: s.connected and s.idle, 60)
         await receiver.stop()
@@ -210,7 +180,7 @@ async def test_cancel_and_kill_mid_build_on_the_real_receiver(
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     (config_dir / "remote-host.yaml").write_text(HOST_CONFIG)
-    link = await paired_link(receiver)
+    link = await _link(receiver)
     try:
         await link.wait_for(lambda s: s.available, 60)
         executor = RemoteExecutor(link, EsphomeCli((str(ESPHOME_CLI),)), config_dir, stop_poll=0.05)
