@@ -39,8 +39,9 @@ WAITING: Final = "waiting"
 JOB_STATES: Final = [IDLE, *(str(status) for status in JobStatus)]
 UPLOAD_STATES: Final = [*JOB_STATES, WAITING]
 LANE_STATES: Final = [IDLE, BUSY]
-STATE_MAX_LENGTH: Final = 255
-"""Home Assistant keeps at most this many characters of a state."""
+ERROR_STATE_LENGTH: Final = 60
+"""The `last_error` state is a headline this long at most: a longer state squeezes the entity's
+name to "L…" on the device page. The whole message is the `message` attribute."""
 RESET_NAME: Final = "Build environment reset"
 """What the `next_job` sensor shows for a reset (it has no configuration)."""
 
@@ -82,11 +83,23 @@ def _job_attributes(job: JobView | None) -> dict[str, Any]:
 def _error_state(job: JobView | None) -> str | None:
     if job is None or job.error is None:
         return None
-    return job.error[:STATE_MAX_LENGTH]
+    return headline(job.error)
+
+
+def headline(message: str, limit: int = ERROR_STATE_LENGTH) -> str:
+    """Shorten `message` to `limit` characters at a word boundary, marked with an ellipsis."""
+    if len(message) <= limit:
+        return message
+    cut = message[: limit - 1]
+    word_end = cut.rfind(" ")
+    if word_end > limit // 2:
+        cut = cut[:word_end]
+    return cut.rstrip(" ,;:") + "…"
 
 
 def _error_attributes(job: JobView | None) -> dict[str, Any]:
     return {
+        "message": None if job is None else job.error,
         "job_id": None if job is None else job.job_id,
         "job_type": None if job is None else str(job.job_type),
         "status": None if job is None else str(job.status),

@@ -15,6 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.esphome_pipeline import logbook
 from custom_components.esphome_pipeline.configurations import device_identifier
 from custom_components.esphome_pipeline.const import DOMAIN, EVENT_JOB
+from custom_components.esphome_pipeline.sensor import headline
 from tests.fakes import FakeEsphome
 
 from .conftest import coordinator_of, setup_entry, wait_for_status
@@ -73,7 +74,9 @@ async def test_failed_compile_shows_esphome_s_message(
     assert upload_state.state == "cancelled"
     assert upload_state.attributes["cancel_reason"] == "prerequisite did not complete"
     last_error = hass.states.get("sensor.kitchen_light_last_error")
-    assert last_error.state == BANANA
+    # A headline as the state (so the device page keeps the name readable), all of it aside.
+    assert last_error.state == "Unknown value 'banana', valid options are 'ns'…"
+    assert last_error.attributes["message"] == BANANA
     assert last_error.attributes["job_type"] == "compile"
     assert last_error.attributes["job_id"] == compile_job.job_id
 
@@ -220,3 +223,10 @@ async def test_hub_shows_devices_and_what_runs_next(
     assert hass.states.get(f"{hub}_queue_depth").state == "0"
     assert hass.states.get(f"{hub}_upload_lane").attributes["configurations"] == []
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_error_headline_keeps_short_messages_and_cuts_long_ones_at_a_word() -> None:
+    """The `last_error` state: short messages whole; long ones cut at a word, with an ellipsis."""
+    assert headline("OTA refused") == "OTA refused"
+    assert headline("a" * 80) == "a" * 59 + "…"
+    assert headline("word " * 20) == "word word word word word word word word word word word…"
