@@ -23,8 +23,8 @@ from custom_components.esphome_pipeline.engine.device.serial import (
     DeviceUnpluggedError,
     SerialDeviceError,
     SerialFlasher,
-    _LoggingOutput,
 )
+from custom_components.esphome_pipeline.engine.device.esptool_output import _LoggingOutput
 from tests.fakes.esp_loader import (
     CHANGE_BAUDRATE,
     FLASH_END,
