@@ -8,15 +8,30 @@ from collections.abc import AsyncIterator
 from functools import partial
 import json
 import os
+from pathlib import Path
+import threading
 from typing import Any
 
 import pytest
 
 from custom_components.esphome_pipeline.engine import serial_executor
-from custom_components.esphome_pipeline.engine.device.serial import SerialFlasher
+from custom_components.esphome_pipeline.engine.device.build_records import read_build_target
+from custom_components.esphome_pipeline.engine.device.serial import (
+    FlashStoppedError,
+    SerialFlasher,
+)
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
-from custom_components.esphome_pipeline.engine.models import Job, JobStatus, SkipReason
+from custom_components.esphome_pipeline.engine.lanes import Outcome, RunningJob
+from custom_components.esphome_pipeline.engine.models import (
+    Job,
+    JobStatus,
+    JobType,
+    Lane,
+    ProcessRecord,
+    SkipReason,
+)
+from custom_components.esphome_pipeline.engine.serial_executor import SerialUploadExecutor
 from custom_components.esphome_pipeline.engine.skip_checks import DeviceRunsBuild
 from tests.fakes import FakeEsphome
 from tests.fakes.esp_loader import EspLoaderEmulator
@@ -294,3 +309,84 @@ async def test_other_builds_keep_the_cli(
     assert job.status is JobStatus.COMPLETED
     assert [entry["port"] for entry in fake.flashed()] == [emulator.url, "OTA"]
     assert emulator.connections == 0
+
+
+def test_build_target_from_storage(tmp_path: Path) -> None:
+    """The platform comes from StorageJSON: the family, else the variant; none without it."""
+    storage = tmp_path / "storage" / f"{CONFIG}.json"
+    assert read_build_target(tmp_path, CONFIG) is None
+    storage.parent.mkdir()
+    storage.write_text(json.dumps({"name": NAME}), encoding="utf-8")
+    assert read_build_target(tmp_path, CONFIG) is None
+    storage.write_text(json.dumps({"name": NAME, "esp_platform": "ESP32S3"}), encoding="utf-8")
+    target = read_build_target(tmp_path, CONFIG)
+    assert target is not None
+    assert (target.name, target.platform, target.is_esp32) == (NAME, "esp32s3", True)
+
+
+class _Recorder:
+    """A JobSink that keeps the lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def output(self, job: Job, line: str, replaces_previous: bool) -> None:
+        self.lines.append(line)
+
+    def progress(self, job: Job, value: int) -> None:
+        """Progress is not looked at here."""
+
+    def process_started(self, job: Job, record: ProcessRecord) -> None:
+        """No process runs."""
+
+
+async def test_cancelled_worker_stops_the_flash_thread(
+    fake: FakeEsphome, socket_enabled: None
+) -> None:
+    """The worker task itself is cancelled mid-flash: the esptool thread stops at its next block."""
+    fake.add_config(NAME)
+    data_dir = fake.config_dir / ".esphome"
+    fake.firmware_path(NAME).parent.mkdir(parents=True)
+    fake.storage_path(CONFIG).parent.mkdir(parents=True)
+    fake.storage_path(CONFIG).write_text(
+        json.dumps({"name": NAME, "core_platform": "esp32"}), encoding="utf-8"
+    )
+    esp32_images(fake, big_app())
+    ended = threading.Event()
+    outcome: list[BaseException] = []
+
+    class Flasher(SerialFlasher):
+        def _session(self, *args: Any) -> Any:
+            try:
+                return super()._session(*args)
+            except BaseException as err:
+                outcome.append(err)
+                raise
+            finally:
+                ended.set()
+
+    emulator = EspLoaderEmulator(pause_after_blocks=1)
+    await emulator.start()
+    try:
+        executor = SerialUploadExecutor(_Unused(), data_dir=data_dir, flasher=Flasher)
+        job = Job(
+            configuration=CONFIG, job_type=JobType.UPLOAD, lane=Lane.UPLOAD, port=emulator.url
+        )
+        task = asyncio.ensure_future(executor.run(RunningJob(job), _Recorder()))
+        await emulator.paused.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        emulator.resume.set()
+        assert await asyncio.to_thread(ended.wait, 30)
+    finally:
+        await emulator.close()
+    assert isinstance(outcome[0], FlashStoppedError)
+    assert outcome[0].incomplete
+
+
+class _Unused:
+    """An executor no job of these tests reaches."""
+
+    async def run(self, running: RunningJob, sink: Any) -> Outcome:
+        raise AssertionError("the fallback executor ran")
