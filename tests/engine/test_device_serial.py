@@ -12,6 +12,10 @@ import struct
 
 import pytest
 
+from custom_components.esphome_pipeline.engine.device.esptool_output import (
+    _LoggingOutput,
+    listening,
+)
 from custom_components.esphome_pipeline.engine.device.flash_layout import (
     FlashLayoutError,
     FlashRegion,
@@ -21,11 +25,12 @@ from custom_components.esphome_pipeline.engine.device.flash_layout import (
 from custom_components.esphome_pipeline.engine.device.serial import (
     BootNotSeenError,
     DeviceUnpluggedError,
+    FlashStoppedError,
     SerialDeviceError,
     SerialFlasher,
-    _LoggingOutput,
 )
 from tests.fakes.esp_loader import (
+    BOOT_BANNER,
     CHANGE_BAUDRATE,
     FLASH_END,
     SPI_FLASH_MD5,
@@ -207,12 +212,85 @@ def test_esptool_output_goes_to_the_log(caplog: pytest.LogCaptureFixture) -> Non
         output.stage(finish=True)
         output.progress_bar(1, 2)
         output.set_verbosity("verbose")
+        output.debug("nonce ", "00")
     assert [record.getMessage() for record in caplog.records] == [
         "esptool: Connecting ...",
         "esptool note: a note",
         "esptool warning: a warning",
         "esptool error: an error",
+        "esptool debug: nonce 00",
     ]
+
+
+class Heard:
+    """An esptool listener and flash watcher that records what it hears."""
+
+    def __init__(self, *, stop: bool = False) -> None:
+        """Stop at once when `stop`."""
+        self.lines: list[str] = []
+        self.bars: list[tuple[int, int, str]] = []
+        self.stop = stop
+
+    def line(self, text: str) -> None:
+        """Record a line."""
+        self.lines.append(text)
+
+    def bar(self, current: int, total: int, label: str) -> None:
+        """Record a progress bar."""
+        self.bars.append((current, total, label))
+
+    def written(self, done: int, total: int) -> None:
+        """Record bytes written."""
+        self.bars.append((done, total, "written"))
+
+    def stopping(self) -> bool:
+        """Whether to stop."""
+        return self.stop
+
+
+def test_esptool_lines_per_thread_listener() -> None:
+    """Partial prints become whole lines; dots, blanks and colours are dropped; nesting works."""
+    output = _LoggingOutput()
+    outer, inner = Heard(), Heard()
+    output.print("before any listener")
+    with listening(outer):
+        output.print("Connecting...", end="")
+        output.print(".", end="")
+        output.note("no reset over TCP")
+        output.print(".", end="")
+        output.print()
+        with listening(inner):
+            output.print("\x1b[32mChip is ESP32\x1b[0m", "rev 3", sep=": ")
+            output.progress_bar(1, 4, prefix="Writing at 0x00010000 ")
+            output.print("left open", end="")
+        output.warning("careful")
+        output.error("broken")
+        output.print("tail", end=None)
+        output.print("no newline at the end", end="")
+    assert outer.lines == [
+        "Connecting....",
+        "Note: no reset over TCP",
+        "Warning: careful",
+        "Error: broken",
+        "tail",
+        "no newline at the end",
+    ]
+    assert inner.lines == ["Chip is ESP32: rev 3", "left open"]
+    assert inner.bars == [(1, 4, "Writing at 0x00010000")]
+    output.progress_bar(2, 4)  # no listener on this thread: nothing happens
+
+
+async def test_watcher_stops_before_anything_is_written(
+    emulator: EspLoaderEmulator, regions: tuple[FlashRegion, ...]
+) -> None:
+    """A stop asked before the first write: nothing written, the chip reset to run its firmware."""
+    heard = Heard(stop=True)
+    with pytest.raises(FlashStoppedError) as caught:
+        await SerialFlasher(emulator.url).flash(regions, watcher=heard)
+    assert not caught.value.incomplete
+    assert not emulator.saw_flash_write()
+    assert emulator.boots == 1
+    assert any(line.startswith("Detecting chip type") for line in heard.lines)
 
 
 async def test_unreachable_port(socket_enabled: None, regions: tuple[FlashRegion, ...]) -> None:
@@ -360,3 +438,16 @@ def test_layout_from_esp_idf_flasher_args(tmp_path: Path) -> None:
     (build / "flasher_args.json").write_text(json.dumps({"other": 1}))
     with pytest.raises(FlashLayoutError):
         esp32_flash_layout(tmp_path, NAME)
+
+
+async def test_overlong_boot_noise_is_skipped(socket_enabled: None) -> None:
+    """A line longer than the reader's limit is dropped; the boot line after it still counts."""
+    emulator = EspLoaderEmulator()
+    await emulator.start()
+    emulator._pending_banner = b"~" * 70_000 + b"\r\n" + BOOT_BANNER
+    try:
+        log = await SerialFlasher(emulator.url).wait_for_boot()
+    finally:
+        await emulator.close()
+    assert any(line.startswith("rst:0xc") for line in log)
+    assert not any(line.startswith("~") for line in log)

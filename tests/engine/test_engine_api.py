@@ -141,11 +141,12 @@ async def test_upload_of_a_plain_upload_runs_at_once(
     engine = await make_engine()
     await engine.compile(["a.yaml"], fingerprints={"a.yaml": "fp"})
     await wait_until_idle(engine)
-    [upload] = await engine.upload(["a.yaml"], port="/dev/ttyUSB0")
+    # A network address: ESP32 builds over serial are flashed by esptool, not the CLI.
+    [upload] = await engine.upload(["a.yaml"], port="10.0.0.9")
     assert not upload.held
     assert upload.depends_on is None
     await wait_for_status(engine, upload.job_id, JobStatus.COMPLETED)
-    assert fake.flashed()[0]["port"] == "/dev/ttyUSB0"
+    assert fake.flashed()[0]["port"] == "10.0.0.9"
 
 
 async def test_output_replaces_redraws_and_is_bounded(

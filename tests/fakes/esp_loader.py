@@ -14,8 +14,10 @@ reboot restarts the "chip": its boot log waits in the emulated UART and is sent 
 connection that opens the port (a reader reopening it after the flash).
 
 `unplug_after_blocks` closes the connection (and refuses new ones) after that many flash data
-blocks: a cable pulled mid-flash; `unplug_at_command` does the same at one opcode. Every
-request opcode is recorded in `commands`.
+blocks: a cable pulled mid-flash; `unplug_at_command` does the same at one opcode.
+`pause_after_blocks` holds the reply to that data block: `paused` is set, and the reply goes
+out once the test sets `resume` (a test acts at a known point of a flash). Every request opcode
+is recorded in `commands`.
 """
 
 from __future__ import annotations
@@ -137,6 +139,9 @@ class EspLoaderEmulator:
     unplug_after_blocks: int | None = None
     unplug_at_command: int | None = None
     """Close the connection (and refuse new ones) when this opcode arrives."""
+    pause_after_blocks: int | None = None
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
     boot_banner: bytes = BOOT_BANNER
     flash: bytearray = field(default_factory=lambda: bytearray(b"\xff" * FLASH_SIZE))
     commands: list[int] = field(default_factory=list)
@@ -197,7 +202,11 @@ class EspLoaderEmulator:
             decoder = SlipDecoder()
             while not self.unplugged and (data := await reader.read(65536)):
                 for packet in decoder.feed(data):
-                    writer.writelines(self._handle(packet))
+                    replies = self._handle(packet)
+                    if self._blocks == self.pause_after_blocks and not self.paused.is_set():
+                        self.paused.set()
+                        await self.resume.wait()
+                    writer.writelines(replies)
                     if self._is_unplugged():
                         break
                 await writer.drain()

@@ -124,7 +124,7 @@ class FirmwareEngine(JobQueue):
         for label, executor in self._peers.items():
             self._dispatcher.add_slot(Slot(Lane.COMPILE, peer=label), executor, 1)
         self._dispatcher.add_slot(LOCAL_COMPILE_SLOT, self._local, self._compile_workers)
-        self._dispatcher.add_slot(UPLOAD_SLOT, self._local, self._upload_slots)
+        self._dispatcher.add_slot(UPLOAD_SLOT, self._serial_uploads, self._upload_slots)
         try:
             await self._stopped.wait()
         finally:

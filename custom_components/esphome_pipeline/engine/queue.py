@@ -32,6 +32,7 @@ from .persistence import DroppedJobs, JobStore, StoredForms, prune, stored_state
 from .recovery import ExitRecordKeeper
 from .routing import Routing, wait_reason
 from .saver import AfterSave, CoalescingSaver
+from .serial_executor import serial_uploads
 from .skip import BuildLedger, BuildRecord, SkipCheck
 from .state import (
     JobTable,
@@ -95,6 +96,8 @@ class JobQueue:
         self._stored_forms = StoredForms()
         self._saver = CoalescingSaver(self._prepare_save, store.save)
         self._local = LocalExecutor(cli=cli, config_dir=config_dir, exit_dir=self._exit_dir)
+        # Serial uploads of ESP32 builds go through esptool here; all else runs the CLI.
+        self._serial_uploads = serial_uploads(self._local, config_dir)
         self._dispatcher = Dispatcher(
             TableHooks(
                 pick=lambda slot, capacity: next_job(self._table, slot, capacity, self._routing),

@@ -3,8 +3,8 @@
 Owns the reading of three files ESPHome writes under its data folder (`<config>/.esphome`, or
 `/data` in the add-on):
 
-- `storage/<configuration>.json` (StorageJSON): node name, ESPHome version, build folder and
-  the firmware image path;
+- `storage/<configuration>.json` (StorageJSON): node name, platform (chip family), ESPHome
+  version, build folder and the firmware image path;
 - `build/<name>/build_info.json`: `config_hash`, `build_time`, `build_time_str` (what the
   device reports as `compilation_time`) and `esphome_version`;
 - `storage/<configuration>.validated.json`: the validated configuration (substitutions,
@@ -116,3 +116,29 @@ def _configured_address(config: dict[str, Any]) -> str | None:
             if isinstance(value, str) and value:
                 return value
     return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildTarget:
+    """The node and the chip family a configuration was last built for."""
+
+    name: str
+    platform: str
+    """ESPHome's platform in lower case: `esp32` (any variant), `esp8266`, `rp2040`, `host`..."""
+
+    @property
+    def is_esp32(self) -> bool:
+        """True for the ESP32 family, whose builds have bootloader, partitions and app images."""
+        return self.platform.startswith("esp32")
+
+
+def read_build_target(data_dir: Path, configuration: str) -> BuildTarget | None:
+    """The node name and platform from StorageJSON, or None when ESPHome recorded none."""
+    storage = _json(data_dir / "storage" / f"{configuration}.json")
+    if not isinstance(storage, dict) or not isinstance(storage.get("name"), str):
+        return None
+    # `core_platform` is the family (esp32); older files only have `esp_platform` (ESP32S3).
+    platform = storage.get("core_platform") or storage.get("esp_platform")
+    if not isinstance(platform, str) or not platform:
+        return None
+    return BuildTarget(name=storage["name"], platform=platform.lower())

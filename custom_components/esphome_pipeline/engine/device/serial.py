@@ -9,6 +9,9 @@ written (`write_flash`, compressed, verified by esptool). Then the chip is reset
 on a raw `socket://` port, which carries no control lines, the loader's own reboot command), the
 port is reopened with pyserial-asyncio-fast and the boot log is awaited (bounded).
 
+A `FlashWatcher` hears an install as it happens (esptool's lines, the bytes written so far,
+through `esptool_output`) and can stop it between two flash blocks: `FlashStoppedError`.
+
 Errors are `SerialDeviceError` with a sentence a person can act on; `DeviceUnpluggedError` when the
 device stopped answering mid-flash (its flash is then incomplete).
 """
@@ -19,10 +22,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 import hashlib
-import logging
 import re
-import threading
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from esptool.cmds import (  # type: ignore[import-untyped]
     attach_flash,
@@ -30,17 +31,12 @@ from esptool.cmds import (  # type: ignore[import-untyped]
     run_stub,
     write_flash,
 )
-from esptool.logger import (  # type: ignore[import-untyped]
-    TemplateLogger,
-    log as esptool_log,
-)
 from esptool.util import FatalError  # type: ignore[import-untyped]
 import serial  # type: ignore[import-untyped]
 import serial_asyncio_fast  # type: ignore[import-untyped]
 
+from .esptool_output import listening, route_esptool_output
 from .flash_layout import FlashRegion
-
-_LOGGER = logging.getLogger(__name__)
 
 ROM_BAUD: Final = 115200
 FLASH_BAUD: Final = 460800
@@ -62,6 +58,91 @@ class DeviceUnpluggedError(SerialDeviceError):
 
 class BootNotSeenError(SerialDeviceError):
     """The device did not log a boot after it was flashed and reset."""
+
+
+class FlashStoppedError(Exception):
+    """The watcher asked to stop; `incomplete` when a region was being written (flash broken)."""
+
+    def __init__(self, message: str, *, incomplete: bool) -> None:
+        """Say where it stopped."""
+        super().__init__(message)
+        self.incomplete = incomplete
+
+
+class FlashWatcher(Protocol):
+    """Hears an install as it happens; called in the esptool (executor) thread."""
+
+    def line(self, text: str) -> None:
+        """A line of esptool's output, or of the install itself."""
+
+    def written(self, done: int, total: int) -> None:
+        """`done` of the `total` bytes to write (all regions being written) are written."""
+
+    def stopping(self) -> bool:
+        """True when the install should stop at the next flash block."""
+
+
+class _Unwatched:
+    """No one watches: esptool's lines go to the debug log only, nothing stops the install."""
+
+    def line(self, text: str) -> None:
+        """Nobody to tell."""
+
+    def written(self, done: int, total: int) -> None:
+        """Nobody to tell."""
+
+    def stopping(self) -> bool:
+        """Never asked to stop."""
+        return False
+
+
+class _WriteProgress:
+    """esptool's per-region progress bars as bytes of the whole install; the stop points."""
+
+    def __init__(self, watcher: FlashWatcher) -> None:
+        self._watcher = watcher
+        self._total = 0
+        self._done = 0
+        self._region: RegionState | None = None
+
+    def plan(self, regions: Sequence[RegionState]) -> None:
+        """The regions about to be written; stop here when asked (nothing written yet)."""
+        self._total = sum(region.size for region in regions)
+        if self._watcher.stopping():
+            raise FlashStoppedError("stopped before anything was written", incomplete=False)
+
+    def begin(self, region: RegionState) -> None:
+        """A region's write starts (the previous one is complete)."""
+        self.end()
+        self._region = region
+        self._stop_point()
+
+    def end(self) -> None:
+        """The region being written is complete."""
+        if self._region is not None:
+            self._done += self._region.size
+            self._region = None
+            self._watcher.written(self._done, self._total)
+
+    def _stop_point(self) -> None:
+        region = self._region
+        if region is not None and self._watcher.stopping():
+            raise FlashStoppedError(
+                f"stopped while the {region.name} was written at {region.offset:#x}: the "
+                "device's flash is incomplete; install again",
+                incomplete=True,
+            )
+
+    def line(self, text: str) -> None:
+        """esptool printed a line."""
+        self._watcher.line(text)
+
+    def bar(self, current: int, total: int, label: str) -> None:
+        """esptool wrote another block of the region (its bar counts the bytes it sent)."""
+        if self._region is not None and total > 0:
+            share = min(current, total) * self._region.size // total
+            self._watcher.written(self._done + share, self._total)
+        self._stop_point()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +219,17 @@ class SerialFlasher:
         self._connect_attempts = connect_attempts
         self._write_attempts = write_attempts
         self._boot_timeout = boot_timeout
-        _route_esptool_output()
+        route_esptool_output()
+
+    @property
+    def port(self) -> str:
+        """The port this flasher opens."""
+        return self._port
+
+    @property
+    def boot_timeout(self) -> float:
+        """Seconds `wait_for_boot` waits for the boot log."""
+        return self._boot_timeout
 
     async def check(self, regions: Sequence[FlashRegion]) -> FlashCheck:
         """Compare the device's flash with the build's regions; write nothing, then reset."""
@@ -147,9 +238,23 @@ class SerialFlasher:
 
     async def install(self, regions: Sequence[FlashRegion]) -> SerialInstallResult:
         """Flash the regions that differ (none when current); after a flash, await the boot."""
-        check, flashed = await self._in_executor(regions, write=True)
+        check, flashed = await self.flash(regions)
         boot_log = await self.wait_for_boot() if flashed else ()
         return SerialInstallResult(check=check, flashed=flashed, boot_log=boot_log)
+
+    async def flash(
+        self,
+        regions: Sequence[FlashRegion],
+        *,
+        watcher: FlashWatcher | None = None,
+        force: bool = False,
+    ) -> tuple[FlashCheck, tuple[str, ...]]:
+        """Write the regions that differ (every region when `force`), then reset the chip.
+
+        Returns the comparison and the names of the regions written. `watcher` hears it as it
+        happens and may stop it (FlashStoppedError). The boot is not awaited (`wait_for_boot`).
+        """
+        return await self._in_executor(regions, write=True, watcher=watcher, force=force)
 
     async def wait_for_boot(self) -> tuple[str, ...]:
         """Reopen the port and return the log lines up to the first boot line (bounded)."""
@@ -160,7 +265,13 @@ class SerialFlasher:
                     url=self._port, baudrate=ROM_BAUD
                 )
                 try:
-                    while line := await reader.readline():
+                    while True:
+                        try:
+                            line = await reader.readline()
+                        except ValueError:  # longer than the reader's limit: noise, dropped
+                            continue
+                        if not line:
+                            break
                         lines.append(line.decode(errors="replace").rstrip())
                         if BOOT_LOG_RE.search(lines[-1]):
                             return tuple(lines)
@@ -180,33 +291,51 @@ class SerialFlasher:
         )
 
     async def _in_executor(
-        self, regions: Sequence[FlashRegion], *, write: bool
+        self,
+        regions: Sequence[FlashRegion],
+        *,
+        write: bool,
+        watcher: FlashWatcher | None = None,
+        force: bool = False,
     ) -> tuple[FlashCheck, tuple[str, ...]]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._session, list(regions), write)
+        return await loop.run_in_executor(None, self._session, list(regions), write, watcher, force)
 
     def _session(
-        self, regions: list[FlashRegion], write: bool
+        self,
+        regions: list[FlashRegion],
+        write: bool,
+        watcher: FlashWatcher | None,
+        force: bool,
     ) -> tuple[FlashCheck, tuple[str, ...]]:
-        """Blocking: connect, compare, flash what differs, reset."""
+        """Blocking: connect, compare, flash what differs (or all when `force`), reset."""
         try:
             images = [(region, region.image()) for region in regions]
         except OSError as err:
             raise SerialDeviceError(f"cannot read the build's images: {err}") from err
-        esp = self._connect()
-        try:
-            check = self._compare(esp, images)
-            flashed: list[str] = []
-            if write:
-                for region, image in images:
-                    state = next(s for s in check.regions if s.name == region.name)
-                    if not state.current:
-                        esp = self._write(esp, state, image)
-                        flashed.append(state.name)
-            self._reset(esp)
-            return check, tuple(flashed)
-        finally:
-            esp._port.close()  # esptool offers no public close
+        progress = _WriteProgress(watcher or _Unwatched())
+        with listening(progress):
+            esp = self._connect()
+            try:
+                check = self._compare(esp, images)
+                todo = [
+                    (state, image)
+                    for state, (_region, image) in zip(check.regions, images, strict=True)
+                    if write and (force or not state.current)
+                ]
+                try:
+                    progress.plan([state for state, _ in todo])
+                except FlashStoppedError:
+                    self._reset(esp)  # nothing written: the device runs its firmware again
+                    raise
+                for state, image in todo:
+                    progress.begin(state)
+                    esp = self._write(esp, state, image)
+                    progress.end()
+                self._reset(esp)
+                return check, tuple(state.name for state, _ in todo)
+            finally:
+                esp._port.close()  # esptool offers no public close
 
     def _connect(self) -> Any:
         try:
@@ -274,50 +403,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-class _LoggingOutput(TemplateLogger):  # type: ignore[misc]
-    """esptool's console output, sent to this module's debug log instead of stdout."""
-
-    def print(self, *args: Any, **kwargs: Any) -> None:
-        message = " ".join(str(arg) for arg in args).strip()
-        if message:
-            _LOGGER.debug("esptool: %s", message)
-
-    def note(self, message: str) -> None:
-        _LOGGER.debug("esptool note: %s", message)
-
-    def warning(self, message: str) -> None:
-        _LOGGER.debug("esptool warning: %s", message)
-
-    def error(self, message: str) -> None:
-        _LOGGER.debug("esptool error: %s", message)
-
-    def stage(self, finish: bool = False) -> None:
-        """Collapsible stages are a console feature; nothing to do."""
-
-    def progress_bar(self, *args: Any, **kwargs: Any) -> None:
-        """Progress bars are a console feature; nothing to do."""
-
-    def set_verbosity(self, verbosity: str) -> None:
-        """The log level decides."""
-
-
-_ROUTE_LOCK = threading.Lock()
-_routed = False
-
-
-def _route_esptool_output() -> None:
-    """esptool prints to stdout by default; inside Home Assistant it goes to the log."""
-    global _routed  # noqa: PLW0603 - one process-wide switch for esptool's process-wide logger
-    with _ROUTE_LOCK:
-        if not _routed:
-            esptool_log.set_logger(_LoggingOutput())
-            _routed = True
-
-
 __all__ = [
     "BootNotSeenError",
     "DeviceUnpluggedError",
     "FlashCheck",
+    "FlashStoppedError",
+    "FlashWatcher",
     "RegionState",
     "SerialDeviceError",
     "SerialFlasher",
