@@ -3,16 +3,18 @@
 A real ESPHome `host:` device: its configuration is compiled once through the engine with the
 real ESPHome CLI (cold, not measured; this leaves the engine's build record) and its program
 runs on loopback, answering on its native API. Then, several times, a warm install goes
-through the engine's public API exactly as the `install` action does: the configuration's
-fingerprint is read (`Fingerprinter`, warm: stats only), `FirmwareEngine.install` queues the
-chain, and the clock stops when both jobs are terminal. The engine runs the warm path's skip
-checks: the compile ends `skipped: unchanged` (`BuildIsCurrent`), the upload
-`skipped: device_current` (`DeviceRunsBuild`, a native API session with the device).
+through the engine's public API exactly as the `install` action does: the folder is rescanned
+(`scan_config_dir` with the entry's one `Fingerprinter`, in an executor; warm: stats only),
+`FirmwareEngine.install` queues the chain labelled with the fingerprint, and the clock stops
+when both jobs are terminal. The engine runs the skip checks the integration wires in
+(`skip_wiring.skip_checks`): the compile ends `skipped: unchanged` (`BuildIsCurrent`), the
+upload `skipped: device_current` (`DeviceRunsBuild`, a native API session with the device).
 
-Printed, each the median of the runs: the phases (fingerprint, compile decision, device check,
-bookkeeping = everything else the engine does: queueing, dispatch, events, job records), the
-total, its ratio to fbuild's 4,000 ms warm-deploy budget, and, in the same run, the naive path:
-`esphome compile` then `esphome upload` of the same configuration. Target: total <= 200 ms.
+Printed: the phases of the median run (fingerprint, compile decision, device check,
+bookkeeping = everything else the engine does: queueing, dispatch, events, job records) next to
+each phase's own median, the total of the median run, the fastest and slowest run, its ratio
+to fbuild's 4,000 ms warm-deploy budget, and, in the same run, the naive path: `esphome
+compile` then `esphome upload` of the same configuration. Target: total <= 200 ms.
 Exits 1 when missed (or when a job was not skipped as expected).
 
 Run: `.venv/bin/python benchmarks/warm_install.py`
@@ -32,18 +34,17 @@ from typing import Final
 # Runnable as a plain script from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from custom_components.esphome_pipeline.discovery import scan_config_dir
+from custom_components.esphome_pipeline.engine.device.native_api import device_truth
 from custom_components.esphome_pipeline.engine.esphome_cli import EsphomeCli
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
-from custom_components.esphome_pipeline.engine.fingerprint import Fingerprinter
+from custom_components.esphome_pipeline.engine.fingerprint import Fingerprinter, NodeInfo
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import Job, JobStatus, SkipReason
 from custom_components.esphome_pipeline.engine.persistence import FileJobStore
 from custom_components.esphome_pipeline.engine.skip import BuildRecord, SkipCheck
-from custom_components.esphome_pipeline.engine.skip_checks import (
-    BuildIsCurrent,
-    DeviceRunsBuild,
-    fingerprint_reader,
-)
+from custom_components.esphome_pipeline.engine.skip_checks import fingerprint_reader
+from custom_components.esphome_pipeline.skip_wiring import skip_checks
 from script.devkit import ESPHOME_CLI
 from script.devkit.demo import (
     DemoDevice,
@@ -103,6 +104,14 @@ def _terminal(engine: FirmwareEngine, job_id: str) -> bool:
     return job is not None and job.is_terminal
 
 
+async def rescan(folder: Path, fingerprinter: Fingerprinter) -> dict[str, NodeInfo]:
+    """The `install` action's rescan of the folder (as `Configurations.async_rescan` does)."""
+    result = await asyncio.to_thread(
+        scan_config_dir, folder, esphome_version=ESPHOME_VERSION, fingerprinter=fingerprinter
+    )
+    return result.nodes
+
+
 async def measure(root: Path) -> tuple[list[dict[str, float]], float]:
     """Build and start the device, run the warm installs; return their phases and the naive ms."""
     folder = root / "esphome"
@@ -115,15 +124,15 @@ async def measure(root: Path) -> tuple[list[dict[str, float]], float]:
     write_configuration(folder, device)
     fingerprinter = Fingerprinter(folder, esphome_version=ESPHOME_VERSION)
     read = fingerprint_reader(fingerprinter)
-    data_dir = folder / ".esphome"
     spent: dict[str, float] = {}
+    is_current, runs_build = skip_checks(folder, fingerprinter, device_truth)
     engine = FirmwareEngine(
         config_dir=folder,
         cli=EsphomeCli((str(ESPHOME_CLI),)),
         store=FileJobStore(root / "jobs.json"),
         skip_checks=[
-            Timed("compile decision", BuildIsCurrent(data_dir, read), spent),
-            Timed("device check", DeviceRunsBuild(data_dir), spent),
+            Timed("compile decision", is_current, spent),
+            Timed("device check", runs_build, spent),
         ],
     )
     await engine.load()
@@ -141,11 +150,11 @@ async def measure(root: Path) -> tuple[list[dict[str, float]], float]:
         if engine.last_build(configuration) is None:
             raise RuntimeError(f"the cold compile did not complete: {engine.get(cold.job_id)}")
         await asyncio.to_thread(process.start)
-        await read(configuration)  # the folder has settled: this is the state a warm check sees
+        await rescan(folder, fingerprinter)  # settled: the state a warm check sees
         for _ in range(RUNS):
             spent.clear()
             start = time.perf_counter()
-            node = await read(configuration)
+            node = (await rescan(folder, fingerprinter)).get(configuration)
             fingerprint_ms = (time.perf_counter() - start) * 1000
             assert node is not None
             [chain] = await engine.install(
@@ -187,11 +196,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="warm-install-") as temporary:
         runs, naive_ms = asyncio.run(measure(Path(temporary)))
     names = ["fingerprint", "compile decision", "device check", "bookkeeping"]
-    total = statistics.median(run["total"] for run in runs)
-    print(f"Warm install through FirmwareEngine.install, nothing changed ({RUNS} runs, median):")
+    # The phases of the median run, so that they add up to its total.
+    median_run = sorted(runs, key=lambda run: run["total"])[len(runs) // 2]
+    total = median_run["total"]
+    print(f"Warm install through FirmwareEngine.install, nothing changed ({RUNS} runs):")
+    print(f"  {'phase':<17} {'median run':>10} {'median of phase':>16}")
     for name in names:
-        print(f"  {name:<17} {statistics.median(run[name] for run in runs):8.1f} ms")
-    print(f"  {'total':<17} {total:8.1f} ms  (action call to both jobs terminal)")
+        median_ms = statistics.median(run[name] for run in runs)
+        print(f"  {name:<17} {median_run[name]:7.1f} ms {median_ms:13.1f} ms")
+    print(f"  {'total':<17} {total:7.1f} ms  (action call to both jobs terminal)")
+    fastest, slowest = min(run["total"] for run in runs), max(run["total"] for run in runs)
+    print(f"  fastest / slowest run: {fastest:.1f} / {slowest:.1f} ms")
     ratio = total / FBUILD_BUDGET_MS
     print(f"  ratio to fbuild's {FBUILD_BUDGET_MS:,.0f} ms budget: {ratio:.4f} ({ratio:.2%})")
     print(f"  naive path (esphome compile + esphome upload): {naive_ms:,.0f} ms")

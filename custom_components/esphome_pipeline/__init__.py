@@ -2,12 +2,15 @@
 
 Setup and unload only. Setup checks the folder and the ESPHome CLI (`ConfigEntryNotReady`
 while either is missing, with a repair issue for the CLI), builds the engine on the entry's
-store, and hands it to the coordinator, which runs the lanes as a background task of the entry.
+store with the warm path's skip checks (`skip_wiring.py`; one `Fingerprinter` per entry, shared
+with the folder scan), and hands it to the coordinator, which runs the lanes as a background
+task of the entry.
 An empty `esphome_command` option means "detect it now", at every setup.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
@@ -33,6 +36,7 @@ from .coordinator import (
     EsphomePipelineRuntimeData,
     PipelineCoordinator,
 )
+from .engine.fingerprint import Fingerprinter
 from .engine.firmware import FirmwareEngine
 from .entity import hub_device_info
 from .frontend import async_register_card
@@ -52,6 +56,7 @@ from .preflight import (
 from .provision.manager import async_remove_unused_environments
 from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
+from .skip_wiring import device_asker, skip_checks
 from .static import async_register_static_paths
 from .store import EntryStore
 from .websocket_api import async_setup_websocket_api
@@ -96,12 +101,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
     async_clear_cli_unavailable(hass, entry.entry_id)
 
     store = EntryStore(hass, entry.entry_id)
+    fingerprinter = await hass.async_add_executor_job(
+        partial(Fingerprinter, Path(folder), esphome_version=checked.version)
+    )
     engine = FirmwareEngine(
         config_dir=Path(folder),
         cli=checked.cli,
         store=store,
         compile_workers=entry.options.get(CONF_COMPILE_WORKERS, DEFAULT_COMPILE_WORKERS),
         upload_slots=entry.options.get(CONF_UPLOAD_SLOTS, DEFAULT_UPLOAD_SLOTS),
+        skip_checks=skip_checks(Path(folder), fingerprinter, device_asker(hass)),
     )
     coordinator = PipelineCoordinator(
         hass,
@@ -110,6 +119,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         store=store,
         esphome_version=checked.version,
         auto_install=entry.options.get(CONF_AUTO_INSTALL_ON_CHANGE, DEFAULT_AUTO_INSTALL_ON_CHANGE),
+        fingerprinter=fingerprinter,
     )
     await coordinator.async_start()
     identity = await async_entry_identity(hass, entry.entry_id)

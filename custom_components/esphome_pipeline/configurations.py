@@ -25,7 +25,7 @@ from homeassistant.helpers import device_registry as dr
 
 from .const import DOMAIN, PORT_OTA
 from .discovery import ScanResult, scan_config_dir
-from .engine.fingerprint import NodeInfo
+from .engine.fingerprint import Fingerprinter, NodeInfo
 from .engine.input_rules import check_configuration_file
 from .helpers import invalid_input
 from .issues import async_clear_unreadable, async_report_unreadable
@@ -67,12 +67,17 @@ class Configurations:
         *,
         esphome_version: str,
         on_change: Callable[[], None],
+        fingerprinter: Fingerprinter | None = None,
     ) -> None:
-        """Bind to the folder; `on_change` is called after every applied scan."""
+        """Bind to the folder; `on_change` is called after every applied scan.
+
+        `fingerprinter` is the entry's one reader of fingerprints (shared with the skip checks).
+        """
         self._hass = hass
         self._entry = entry
         self._config_dir = config_dir
         self._esphome_version = esphome_version
+        self._fingerprinter = fingerprinter
         self._on_change = on_change
         self._nodes: dict[str, NodeInfo] = {}
         self._unreadable: dict[str, str] = {}
@@ -128,7 +133,10 @@ class Configurations:
             try:
                 result = await self._hass.async_add_executor_job(
                     partial(
-                        scan_config_dir, self._config_dir, esphome_version=self._esphome_version
+                        scan_config_dir,
+                        self._config_dir,
+                        esphome_version=self._esphome_version,
+                        fingerprinter=self._fingerprinter,
                     )
                 )
             except OSError as err:

@@ -40,7 +40,7 @@ from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
 from .engine.events import EventKind, JobEvent
 from .engine.executors import Executor
-from .engine.fingerprint import NodeInfo
+from .engine.fingerprint import Fingerprinter, NodeInfo
 from .engine.firmware import FirmwareEngine, InstallChain
 from .engine.input_rules import check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
@@ -84,6 +84,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         store: EntryStore,
         esphome_version: str,
         auto_install: bool,
+        fingerprinter: Fingerprinter | None = None,
     ) -> None:
         """Create the coordinator; `async_start` loads the engine and starts the lanes."""
         super().__init__(
@@ -103,6 +104,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             engine.config_dir,
             esphome_version=esphome_version,
             on_change=self._on_configurations_changed,
+            fingerprinter=fingerprinter,
         )
         self._announcer = Announcer(hass, entry.entry_id, lambda: self._configurations.nodes)
         self._installed = InstalledRecord(hass, entry, store, self._last_build_fingerprint)
@@ -274,13 +276,13 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         )
 
     async def async_upload(
-        self, configurations: Sequence[str], *, port: str = PORT_OTA
+        self, configurations: Sequence[str], *, port: str = PORT_OTA, force: bool = False
     ) -> list[Job]:
         """Rescan, then queue uploads of the current builds."""
         names = await self.async_targets(configurations)
         jobs: list[Job] = []
         for group_port, group in self._by_port(names, await self._async_port(port)).items():
-            jobs += await self._engine.upload(group, port=group_port)
+            jobs += await self._engine.upload(group, port=group_port, force=force)
         return jobs
 
     async def async_clean(self, configurations: Sequence[str]) -> list[Job]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import os
 from pathlib import Path
 
-from .engine.fingerprint import ConfigurationReadError, NodeInfo, read_node
+from .engine.fingerprint import ConfigurationReadError, Fingerprinter, NodeInfo, read_node
 from .engine.input_rules import configuration_file_problem, is_configuration_file_name
 
 
@@ -27,8 +27,14 @@ class ScanResult:
     unreadable: dict[str, str]
 
 
-def scan_config_dir(config_dir: Path, *, esphome_version: str) -> ScanResult:
-    """Read every configuration in `config_dir`. Raises OSError when the folder cannot be listed."""
+def scan_config_dir(
+    config_dir: Path, *, esphome_version: str, fingerprinter: Fingerprinter | None = None
+) -> ScanResult:
+    """Read every configuration in `config_dir`. Raises OSError when the folder cannot be listed.
+
+    `fingerprinter` (for `config_dir` and `esphome_version`) keeps its caches across scans and
+    writes its on-disk layer at the end; without one every file is read afresh.
+    """
     nodes: dict[str, NodeInfo] = {}
     unreadable: dict[str, str] = {}
     with os.scandir(config_dir) as entries:
@@ -43,10 +49,16 @@ def scan_config_dir(config_dir: Path, *, esphome_version: str) -> ScanResult:
             unreadable[name] = problem
             continue
         try:
-            node = read_node(config_dir, name, esphome_version=esphome_version)
+            node = (
+                read_node(config_dir, name, esphome_version=esphome_version)
+                if fingerprinter is None
+                else fingerprinter.read_node(name)
+            )
         except ConfigurationReadError as err:
             unreadable[name] = str(err)
             continue
         if node is not None:
             nodes[name] = node
+    if fingerprinter is not None:
+        fingerprinter.flush()
     return ScanResult(nodes=nodes, unreadable=unreadable)

@@ -74,7 +74,7 @@ _FORCE = {vol.Optional(ATTR_FORCE, default=False): cv.boolean}
 
 INSTALL_SCHEMA: Final = vol.Schema({**_TARGETS, **_PORT, **_FORCE})
 COMPILE_SCHEMA: Final = vol.Schema({**_TARGETS, **_FORCE})
-UPLOAD_SCHEMA: Final = vol.Schema({**_TARGETS, **_PORT})
+UPLOAD_SCHEMA: Final = vol.Schema({**_TARGETS, **_PORT, **_FORCE})
 CLEAN_SCHEMA: Final = vol.Schema(_TARGETS)
 RESET_SCHEMA: Final = vol.Schema(_ENTRY)
 CANCEL_SCHEMA: Final = vol.Schema({**_TARGETS, vol.Optional(ATTR_JOB_ID): cv.string})
@@ -163,7 +163,9 @@ async def _compile(call: ServiceCall) -> ServiceResponse:
 @engine_error_handler
 async def _upload(call: ServiceCall) -> ServiceResponse:
     coordinator, names = _resolve(call, required=True)
-    jobs = await coordinator.async_upload(names, port=call.data[ATTR_PORT])
+    jobs = await coordinator.async_upload(
+        names, port=call.data[ATTR_PORT], force=call.data[ATTR_FORCE]
+    )
     return {"jobs": [{"configuration": job.configuration, "job_id": job.job_id} for job in jobs]}
 
 
