@@ -1,7 +1,10 @@
 """The "Add build peer" flow: a config subentry (`build_peer`) of the entry.
 
-Step `user` asks for the receiver's host and port (default 6055) and previews it: the
-receiver's identity comes back without anything being asked of it. Step `pair` shows the
+Step `user` offers the receivers found on the network (`peer_discovery`: their name, address,
+ESPHome version and announced fingerprint) for one click, and always the host and port to type
+(default 6055); it previews the chosen receiver: its identity comes back without anything
+being asked of it. A found receiver whose previewed key differs from the pin it announced is
+refused before its fingerprint is shown. Step `pair` shows the
 fingerprint (emoji, their names and the pin in hex) and the receiver's ESPHome version, to
 compare with what the receiver printed, and asks for the one-time pairing key; the pairing
 request travels only to the key that was previewed. Every failure is a form error and
@@ -19,6 +22,8 @@ from homeassistant.helpers import selector
 import voluptuous as vol
 
 from .engine.peer.client import PairingError, PeerPreview, pair, preview
+from .engine.peer.identity import emoji_fingerprint
+from .peer_discovery import FoundReceiver, async_found_receivers
 from .peers import (
     CONF_HOST,
     CONF_PIN,
@@ -29,6 +34,8 @@ from .peers import (
 )
 
 CONF_PAIRING_KEY: Final = "pairing_key"
+CONF_RECEIVER: Final = "receiver"
+MANUAL: Final = "manual"
 
 _ERROR_BY_KIND: Final = {
     "unreachable": "cannot_connect",
@@ -45,40 +52,84 @@ class BuildPeerSubentryFlow(ConfigSubentryFlow):
     def __init__(self) -> None:
         """Start with nothing previewed."""
         self._preview: PeerPreview | None = None
+        self._found: dict[str, FoundReceiver] = {}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Ask for the receiver's address and preview who answers there."""
+        """Offer the receivers found on the network or ask for an address; preview it."""
         errors: dict[str, str] = {}
         placeholders = {"error": ""}
-        if user_input is not None:
-            host = str(user_input[CONF_HOST]).strip()
-            port = int(user_input[CONF_PORT])
+        if user_input is None:
+            self._found = {found.service: found for found in await async_found_receivers(self.hass)}
+        elif (target := self._target(user_input)) is None:
+            errors[CONF_HOST] = "host_required"
+        else:
+            host, port, announced_pin = target
             identity = await async_entry_identity(self.hass, self._entry_id)
             try:
-                self._preview = await preview(host, port, identity)
+                seen = await preview(host, port, identity)
             except PairingError as err:
                 errors["base"] = _ERROR_BY_KIND.get(err.kind, "pairing_rejected")
                 placeholders["error"] = str(err)
             else:
-                for subentry in self._get_entry().subentries.values():
-                    if subentry.unique_id == self._preview.pin:
-                        return self.async_abort(reason="already_configured")
-                return await self.async_step_pair()
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_HOST): selector.TextSelector(),
-                vol.Required(CONF_PORT, default=DEFAULT_PEER_PORT): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=1, max=65535, step=1, mode=selector.NumberSelectorMode.BOX
-                    )
-                ),
-            }
-        )
+                if announced_pin and seen.pin != announced_pin:
+                    # Whoever answers is not the receiver that announced itself: show nothing
+                    # of it, so nobody is tempted to compare the wrong fingerprint.
+                    errors["base"] = "announced_pin_differs"
+                else:
+                    for subentry in self._get_entry().subentries.values():
+                        if subentry.unique_id == seen.pin:
+                            return self.async_abort(reason="already_configured")
+                    self._preview = seen
+                    return await self.async_step_pair()
         return self.async_show_form(
             step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            data_schema=self.add_suggested_values_to_schema(self._user_schema(), user_input or {}),
             errors=errors,
             description_placeholders=placeholders,
+        )
+
+    def _target(self, user_input: dict[str, Any]) -> tuple[str, int, str] | None:
+        """Host, port and announced pin ("" when typed) of what was chosen; None when nothing."""
+        found = self._found.get(str(user_input.get(CONF_RECEIVER, MANUAL)))
+        if found is not None:
+            return found.host, found.port, found.pin
+        host = str(user_input.get(CONF_HOST, "")).strip()
+        if not host:
+            return None
+        return host, int(user_input.get(CONF_PORT, DEFAULT_PEER_PORT)), ""
+
+    def _user_schema(self) -> vol.Schema:
+        """Host and port; above them, when receivers were found, a one-click choice."""
+        port = selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=1, max=65535, step=1, mode=selector.NumberSelectorMode.BOX
+            )
+        )
+        if not self._found:
+            return vol.Schema(
+                {
+                    vol.Required(CONF_HOST): selector.TextSelector(),
+                    vol.Required(CONF_PORT, default=DEFAULT_PEER_PORT): port,
+                }
+            )
+        options = [
+            selector.SelectOptionDict(value=found.service, label=_label(found))
+            for found in self._found.values()
+        ]
+        options.append(selector.SelectOptionDict(value=MANUAL, label=MANUAL))
+        receivers = selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=options,
+                translation_key=CONF_RECEIVER,
+                mode=selector.SelectSelectorMode.LIST,
+            )
+        )
+        return vol.Schema(
+            {
+                vol.Optional(CONF_RECEIVER): receivers,
+                vol.Optional(CONF_HOST): selector.TextSelector(),
+                vol.Required(CONF_PORT, default=DEFAULT_PEER_PORT): port,
+            }
         )
 
     async def async_step_pair(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -124,3 +175,13 @@ class BuildPeerSubentryFlow(ConfigSubentryFlow):
                 "error": error_text,
             },
         )
+
+
+def _label(found: FoundReceiver) -> str:
+    """How a found receiver reads in the list: name, address, ESPHome, announced fingerprint."""
+    parts = [f"{found.friendly_name} ({found.address})"]
+    if found.esphome_version:
+        parts.append(f"ESPHome {found.esphome_version}")
+    if found.pin:
+        parts.append(emoji_fingerprint(found.pin))
+    return " · ".join(parts)
