@@ -10,6 +10,9 @@ a found receiver is really previewed and paired.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+import json
+from pathlib import Path
+import re
 import socket
 from typing import Any, ClassVar
 from unittest.mock import MagicMock, patch
@@ -299,3 +302,19 @@ def test_reading_an_announcement(
         return
     assert isinstance(found, FoundReceiver)
     assert (found.host, found.port, found.pin, found.friendly_name) == expected
+
+
+def test_no_translation_reads_as_a_markup_tag() -> None:
+    """The frontend formats strings as ICU messages: `<folder>` became "UNCLOSED_TAG"."""
+    strings = json.loads(
+        (Path(peer_discovery.__file__).parent / "strings.json").read_text(encoding="utf-8")
+    )
+
+    def texts(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            for value in node.values():
+                yield from texts(value)
+        elif isinstance(node, str):
+            yield node
+
+    assert [text for text in texts(strings) if re.search(r"</?[A-Za-z]", text)] == []
