@@ -59,7 +59,12 @@ class BuildPeerSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         placeholders = {"error": ""}
         if user_input is None:
-            self._found = {found.service: found for found in await async_found_receivers(self.hass)}
+            paired = {subentry.unique_id for subentry in self._get_entry().subentries.values()}
+            self._found = {
+                found.service: found
+                for found in await async_found_receivers(self.hass)
+                if not (found.pin and found.pin in paired)
+            }
         elif (target := self._target(user_input)) is None:
             errors[CONF_HOST] = "host_required"
         else:

@@ -176,6 +176,9 @@ async def test_a_found_receiver_is_offered_previewed_and_paired(
     (subentry,) = loaded.subentries.values()
     assert dict(subentry.data) == {"host": "127.0.0.1", "port": receiver.port, "pin": receiver.pin}
 
+    # Paired now: the next "Add build peer" no longer offers it.
+    assert [option["value"] for option in offered(await open_flow(hass, loaded))] == []
+
 
 async def test_a_receiver_whose_key_differs_from_its_announcement_is_refused(
     hass: HomeAssistant,
