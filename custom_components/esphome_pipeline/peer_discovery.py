@@ -17,15 +17,17 @@ the fingerprint it really presents, and refuses one that differs from the announ
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 import contextlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 import logging
 from typing import Final
 
 from homeassistant.components import zeroconf
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from homeassistant.util.hass_dict import HassKey
 from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
@@ -60,21 +62,37 @@ class FoundReceiver:
 
 
 def receiver_from_info(info: ServiceInfo) -> FoundReceiver | None:
-    """Read a resolved announcement; None for one that does not accept builds."""
-    properties = info.decoded_properties
+    """Read an announcement this module resolved; None for one that does not accept builds."""
+    addresses = info.ip_addresses_by_version(IPVersion.All)
+    return _receiver(info.name, info.decoded_properties, addresses, info.server or "")
+
+
+def receiver_from_discovery(info: ZeroconfServiceInfo) -> FoundReceiver | None:
+    """Read an announcement Home Assistant's zeroconf discovered (manifest `zeroconf`)."""
+    properties = {key: value for key, value in info.properties.items() if isinstance(value, str)}
+    return _receiver(info.name, properties, info.ip_addresses, info.hostname)
+
+
+def _receiver(
+    name: str,
+    properties: Mapping[str, str | None],
+    addresses: Sequence[IPv4Address | IPv6Address],
+    server: str,
+) -> FoundReceiver | None:
     try:
         port = int(properties.get("remote_build_port") or "")
     except ValueError:
         return None
-    if not 0 < port < 65536:
+    host = _best_host(addresses, server)
+    if not 0 < port < 65536 or not host:
         return None
     return FoundReceiver(
-        service=info.name,
-        host=_best_host(info),
+        service=name,
+        host=host,
         port=port,
         pin=_announced_pin(properties.get("pin_sha256")),
         esphome_version=properties.get("esphome_version") or "",
-        friendly_name=properties.get("friendly_name") or info.name.split(".", 1)[0],
+        friendly_name=properties.get("friendly_name") or name.split(".", 1)[0],
     )
 
 
@@ -86,17 +104,14 @@ def _announced_pin(value: str | None) -> str:
         return ""
 
 
-def _best_host(info: ServiceInfo) -> str:
+def _best_host(addresses: Sequence[IPv4Address | IPv6Address], server: str) -> str:
     """An IPv4 address when one is announced (typed as-is everywhere), else the host name."""
-    addresses = [
-        address
-        for address in info.ip_addresses_by_version(IPVersion.All)
-        if not (address.is_link_local or address.is_unspecified)
-    ]
-    ipv4 = [address for address in addresses if isinstance(address, IPv4Address)]
-    if ipv4:
-        return str(ipv4[0])
-    return (info.server or "").rstrip(".")
+    for address in addresses:
+        if isinstance(address, IPv4Address) and not (
+            address.is_link_local or address.is_unspecified
+        ):
+            return str(address)
+    return server.rstrip(".")
 
 
 class ReceiverBrowser:
@@ -133,7 +148,7 @@ class ReceiverBrowser:
             _LOGGER.debug("Receiver %s did not resolve", name)
             return
         receiver = receiver_from_info(info)
-        if receiver is None or not receiver.host:
+        if receiver is None:
             self.found.pop(name, None)
             return
         self.found[name] = receiver

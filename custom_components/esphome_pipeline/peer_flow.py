@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import selector
 import voluptuous as vol
 
+from .const import DOMAIN
 from .engine.peer.client import PairingError, PeerPreview, pair, preview
 from .engine.peer.identity import emoji_fingerprint
 from .peer_discovery import FoundReceiver, async_found_receivers
@@ -142,44 +144,78 @@ class BuildPeerSubentryFlow(ConfigSubentryFlow):
         seen = self._preview
         if seen is None:
             raise AssertionError("the pair step always follows a preview")
-        errors: dict[str, str] = {}
-        error_text = ""
+        attempt = PairAttempt()
         if user_input is not None:
-            identity = await async_entry_identity(self.hass, self._entry_id)
-            try:
-                result = await pair(
-                    seen.host,
-                    seen.port,
-                    identity,
-                    pairing_key=str(user_input[CONF_PAIRING_KEY]),
-                    expected_pin=seen.pin,
-                    label=our_label(self._get_entry()),
-                )
-            except PairingError as err:
-                errors["base"] = _ERROR_BY_KIND.get(err.kind, "pairing_rejected")
-                error_text = str(err)
-            else:
-                if result.approved:
-                    return self.async_create_entry(
-                        title=seen.friendly_name or f"{seen.host}:{seen.port}",
-                        data={CONF_HOST: seen.host, CONF_PORT: seen.port, CONF_PIN: result.pin},
-                        unique_id=result.pin,
-                    )
-                errors["base"] = "approval_pending"
+            await attempt.async_pair(self.hass, self._get_entry(), seen, user_input)
+            if attempt.pin is not None:
+                # The receiver's "Discovered" card, if any, has nothing left to offer.
+                flows = self.hass.config_entries.flow
+                for flow in flows.async_progress_by_handler(
+                    DOMAIN, match_context={"unique_id": attempt.pin}
+                ):
+                    flows.async_abort(flow["flow_id"])
+                return self.async_create_entry(**peer_subentry(seen, attempt.pin))
         return self.async_show_form(
             step_id="pair",
             data_schema=vol.Schema({vol.Required(CONF_PAIRING_KEY): selector.TextSelector()}),
-            errors=errors,
-            description_placeholders={
-                "name": seen.friendly_name or f"{seen.host}:{seen.port}",
-                "address": f"{seen.host}:{seen.port}",
-                "emoji": seen.emoji,
-                "emoji_names": seen.emoji_names,
-                "pin": seen.formatted_pin,
-                "esphome_version": seen.esphome_version or "unknown",
-                "error": error_text,
-            },
+            errors=attempt.errors,
+            description_placeholders=pair_placeholders(seen, attempt.error_text),
         )
+
+
+class PairAttempt:
+    """One submission of the pairing key: the pin on success, else the form's error."""
+
+    def __init__(self) -> None:
+        """Nothing tried yet."""
+        self.pin: str | None = None
+        self.errors: dict[str, str] = {}
+        self.error_text = ""
+
+    async def async_pair(
+        self, hass: HomeAssistant, entry: ConfigEntry, seen: PeerPreview, user_input: dict[str, Any]
+    ) -> None:
+        """Pair `entry` with the previewed receiver, sending the key only to the previewed pin."""
+        identity = await async_entry_identity(hass, entry.entry_id)
+        try:
+            result = await pair(
+                seen.host,
+                seen.port,
+                identity,
+                pairing_key=str(user_input[CONF_PAIRING_KEY]),
+                expected_pin=seen.pin,
+                label=our_label(entry),
+            )
+        except PairingError as err:
+            self.errors["base"] = _ERROR_BY_KIND.get(err.kind, "pairing_rejected")
+            self.error_text = str(err)
+            return
+        if result.approved:
+            self.pin = result.pin
+        else:
+            self.errors["base"] = "approval_pending"
+
+
+def peer_subentry(seen: PeerPreview, pin: str) -> dict[str, Any]:
+    """Title, data and unique id of the build peer subentry for a paired receiver."""
+    return {
+        "title": seen.friendly_name or f"{seen.host}:{seen.port}",
+        "data": {CONF_HOST: seen.host, CONF_PORT: seen.port, CONF_PIN: pin},
+        "unique_id": pin,
+    }
+
+
+def pair_placeholders(seen: PeerPreview, error_text: str) -> dict[str, str]:
+    """What the pairing form shows: who answered, its fingerprint and its ESPHome."""
+    return {
+        "name": seen.friendly_name or f"{seen.host}:{seen.port}",
+        "address": f"{seen.host}:{seen.port}",
+        "emoji": seen.emoji,
+        "emoji_names": seen.emoji_names,
+        "pin": seen.formatted_pin,
+        "esphome_version": seen.esphome_version or "unknown",
+        "error": error_text,
+    }
 
 
 def _label(found: FoundReceiver) -> str:
