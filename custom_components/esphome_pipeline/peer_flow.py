@@ -1,16 +1,18 @@
 """The "Add build peer" flow: a config subentry (`build_peer`) of the entry.
 
 Step `user` offers the receivers found on the network (`peer_discovery`: their name, address,
-ESPHome version and announced fingerprint) for one click, and always the host and port to type
-(default 6055); it previews the chosen receiver: its identity comes back without anything
-being asked of it. A found receiver whose previewed key differs from the pin it announced is
-refused before its fingerprint is shown. Step `pair` shows the
-fingerprint (emoji, their names and the pin in hex) and the receiver's ESPHome version, to
-compare with what the receiver printed, and asks for the one-time pairing key; the pairing
-request travels only to the key that was previewed. Every failure is a form error and
-nothing is stored: unreachable host, not a receiver, wrong key or closed pairing window, a
+ESPHome version and announced fingerprint) for one click, receivers already paired left out,
+and always the host and port to type (default 6055). It previews the chosen receiver: its
+identity comes back without anything being asked of it; a found receiver whose previewed key
+differs from the pin it announced is refused before its fingerprint is shown. Step `pair`
+shows the fingerprint (emoji, their names and the pin in hex) and the receiver's ESPHome
+version, to compare with what the receiver printed, and asks for the one-time pairing key;
+the pairing request travels only to the key that was previewed. Every failure is a form error
+and nothing is stored: unreachable host, not a receiver, wrong key or closed pairing window, a
 pin that changed since the preview, a refusal. The subentry keeps host, port and the pinned
-key; its unique id is the pin, so a receiver is paired once per entry.
+key; its unique id is the pin, so a receiver is paired once per entry, and pairing ends that
+receiver's "Discovered" card. `PairAttempt`, `peer_subentry` and `pair_placeholders` are
+shared with the card's steps (`peer_discovery_flow`).
 """
 
 from __future__ import annotations
