@@ -11,6 +11,9 @@ When the command is left empty and no working ESPHome is found, the flow offers 
 entry once `esphome version` answers; the entry's data then names the installed version
 (`managed_esphome`). A failed install returns to the offer with the installer's last lines.
 
+A Device Builder receiver that Home Assistant's zeroconf discovers is paired by the discovery
+steps mixed in from `peer_discovery_flow` (it joins an existing entry as a build peer).
+
 The folder check and the CLI check are each written once (`_async_check_folder`,
 `_async_check_command`) and shared by the user, options and reconfigure steps.
 
@@ -30,7 +33,6 @@ from typing import Any, override
 
 from homeassistant.config_entries import (
     ConfigEntry,
-    ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
@@ -62,6 +64,7 @@ from .const import (
     TITLE,
 )
 from .engine.routing import BuildOn, VersionPolicy
+from .peer_discovery_flow import ReceiverDiscoverySteps
 from .peer_flow import BuildPeerSubentryFlow
 from .peers import SUBENTRY_BUILD_PEER
 from .preflight import (
@@ -111,7 +114,7 @@ async def _async_check_command(
         return None
 
 
-class EsphomePipelineConfigFlow(ConfigFlow, domain=DOMAIN):
+class EsphomePipelineConfigFlow(ReceiverDiscoverySteps, domain=DOMAIN):
     """Set up one ESPHome configuration folder."""
 
     VERSION = 1

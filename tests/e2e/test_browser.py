@@ -73,8 +73,8 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def device_page(browser: Browser, site: Site, demo: DemoDevice) -> Page:
-    """Log in and open the demo device's page."""
+async def logged_in(browser: Browser, site: Site) -> Page:
+    """A new page, logged in to the site's Home Assistant."""
     page = await browser.new_page(viewport={"width": 1280, "height": 1400})
     page.set_default_timeout(UI_TIMEOUT_MS)
     await page.goto(f"{site.base_url}/")
@@ -82,6 +82,12 @@ async def device_page(browser: Browser, site: Site, demo: DemoDevice) -> Page:
     await page.locator("input[name=password]").fill(PASSWORD)
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/lovelace/**")
+    return page
+
+
+async def device_page(browser: Browser, site: Site, demo: DemoDevice) -> Page:
+    """Log in and open the demo device's page."""
+    page = await logged_in(browser, site)
     await page.goto(f"{site.base_url}/config/devices/dashboard")
     await page.get_by_text(demo.friendly_name, exact=True).click()
     await page.wait_for_url("**/config/devices/device/**")
@@ -248,6 +254,26 @@ async def test_cancel_on_the_device_page_stops_a_running_compile(
         await expect(cancel_button.get_by_role("button", name="Press")).to_be_disabled()
 
     assert not [command for _pid, command in site.esphome_processes() if configuration in command]
+
+
+async def test_add_build_peer_is_offered_on_the_integration_page(e2e_site: Site) -> None:
+    """Home Assistant 2025.4 offers subentry flows in the entry's menu: "Add build peer" is
+    there, and it opens the pairing form (translated: no "Translation error" in it)."""
+    async with chromium() as browser:
+        page = await logged_in(browser, e2e_site)
+        await page.goto(f"{e2e_site.base_url}/config/integrations/integration/esphome_pipeline")
+        entry = page.locator("ha-md-list-item").filter(has_text="ESPHome Pipeline (")
+        await entry.locator("ha-md-button-menu ha-icon-button").first.click()
+        add_peer = page.get_by_text("Add build peer", exact=True)
+        await add_peer.wait_for()
+        await page.screenshot(path=str(SCREENSHOTS / "8-add-build-peer-menu.png"))
+        await add_peer.click()
+        dialog = page.locator("dialog-data-entry-flow")
+        await expect_text(dialog, "Add a build peer")
+        await expect_text(dialog, "Device Builder")
+        await page.screenshot(path=str(SCREENSHOTS / "9-add-build-peer-form.png"))
+        assert "Translation error" not in await dialog.inner_text()
+        assert await dialog.get_by_text("Host", exact=True).count() == 1
 
 
 async def expect_text(locator: Locator, text: str | re.Pattern[str]) -> None:
