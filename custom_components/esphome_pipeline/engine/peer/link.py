@@ -307,6 +307,8 @@ class PeerLink:
         if kind == MessageType.PING:
             nonce = frame.get("nonce")
             await channel.send({"type": MessageType.PONG, "nonce": nonce})
+        elif kind == MessageType.PONG:
+            self._board.update(heartbeats=self._board.status.heartbeats + 1)
         elif kind == MessageType.TERMINATE:
             reason = clip(field_str(frame, "reason", optional=True), 100) or "no reason"
             raise PeerLostError(f"The build peer ended the link ({reason})")
@@ -345,7 +347,7 @@ class PeerLink:
                 download.on_chunk(frame)
             else:
                 download.on_end(frame)
-        elif kind != MessageType.PONG:
+        else:
             # Newer receivers may know more message types; ignoring them keeps us compatible.
             _LOGGER.debug("Build peer %s:%s sent unknown frame %r", self.host, self.port, kind)
 
