@@ -182,6 +182,9 @@ class PeerManager:
         # The link first: the receiver hears at once, and the running compile ends as lost.
         await peer.link.close()
         await self._coordinator.async_remove_build_peer(peer.label)
+        # A peer paired later may get the same label: it must not inherit this one's loss.
+        self._attempts.lost_peers.discard(peer.label)
+        self._lost_at.pop(peer.label, None)
 
     # ------------------------------------------------------------------------ entities
 

@@ -1,120 +1,151 @@
-"""A real Device Builder 1.26.0 receiver paired through the real subentry flow of a real HA.
+"""One real Device Builder 1.26.0 receiver, paired through the real subentry flow of a real HA.
 
-The "Add build peer" flow runs over Home Assistant's REST API: a wrong key is a form error, the
-fingerprint shown is the one the receiver printed, the right key pairs. The peer's entities
-then show it connected. An install of a `host:` device is compiled on the receiver first; its
-artifact packing fails there for `host:` (the known limit of 1.26.0), so under the default
-"local and peers" the compile falls back to this machine, and the device is flashed once with
-that build. Removing the subentry closes the link and removes the peer's entities.
+One receiver and one Home Assistant carry the whole story, in the order a user meets it:
+
+- pairing: the fingerprint shown is the one the receiver printed, a wrong key is a form error
+  that stores nothing, the right key pairs; the peer is a device showing connected, idle and
+  the receiver's ESPHome version;
+- cancel of a remote compile: the receiver's compile (its whole process session) ends, nothing
+  is flashed, the peer is idle again;
+- the receiver restarts (same folder, same identity): the link comes back by itself, no repair
+  issue;
+- the receiver is killed mid-build: the compile is sent again, here to this machine (the lost
+  peer does not qualify), and the device is flashed once with that build;
+- a receiver with another identity now answers on the same address: the peer shows rejected,
+  a repair issue opens, and that receiver never gets past the handshake (no link, no job);
+- removing the peer removes its entities and its repair issue.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
-from script.devkit.api import HomeAssistantWebSocket
+from script.devkit.api import DOMAIN, HomeAssistantWebSocket
 from script.devkit.demo import read_compilation_time
 from script.devkit.site import Site
-from tests.fakes.real_receiver import RealReceiver
+from tests.fakes.real_receiver import RealReceiver, processes_in_sessions
 
-from .harness import E2E_TIMEOUT, JobTracker, StateTracker, install
+from .harness import E2E_TIMEOUT, EVENT_TIMEOUT, JobTracker, StateTracker, install
+from .remote_peers import (
+    FLOW,
+    JobLog,
+    finish_pairing,
+    pin_issues,
+    post,
+    remove_every_peer,
+    remove_peer,
+    start_pairing,
+    subentry_ids,
+    until,
+    wait_peer_ready,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(E2E_TIMEOUT)]
 
-FLOW = "/api/config/config_entries/subentries/flow"
+CANCELLED_THERE = r"Job \w+ cancelled mid-run"
+"""Device Builder's log line once a cancel stopped a running compile."""
 
 
-@pytest.fixture
-async def receiver(tmp_path: Path, socket_enabled: None) -> AsyncIterator[RealReceiver]:
-    """A real receiver on 127.0.0.1 with a folder of its own."""
-    started = await RealReceiver.start(tmp_path / "receiver")
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
-async def _post(site: Site, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{site.base_url}{path}",
-            json=payload,
-            headers={"Authorization": f"Bearer {site.token}"},
-        ) as response,
-    ):
-        answer: dict[str, Any] = await response.json()
-        assert response.status == 200, answer
-        return answer
-
-
-async def test_pair_compile_on_the_real_receiver_fall_back_and_remove(
-    e2e_site: Site, ws: HomeAssistantWebSocket, receiver: RealReceiver
+async def test_one_real_receiver_from_pairing_to_a_changed_identity(
+    e2e_site: Site, ws: HomeAssistantWebSocket, tmp_path: Path
 ) -> None:
-    """Pairing, fingerprint, wrong key; a remote attempt that falls back; one flash; removal."""
+    """Pairing, cancel, restart, kill mid-build, changed identity, removal (see the module)."""
     site = e2e_site
-    form = await _post(site, FLOW, {"handler": [site.entry_id, "build_peer"]})
-    assert form["step_id"] == "user"
-    form = await _post(
-        site, f"{FLOW}/{form['flow_id']}", {"host": "127.0.0.1", "port": receiver.port}
-    )
-    assert form["step_id"] == "pair", form
-    shown = form["description_placeholders"]
-    assert shown["emoji"] == receiver.emoji
-    assert shown["emoji_names"] == receiver.emoji_names
-    assert shown["pin"].replace(" ", "") == receiver.pin
+    receiver = await RealReceiver.start(tmp_path / "receiver")
+    started = [receiver]
+    try:
+        states = await StateTracker.subscribe(ws)
+        jobs = await JobTracker.subscribe(ws)
 
-    wrong = await _post(site, f"{FLOW}/{form['flow_id']}", {"pairing_key": "AAAA-BBBB-CCCC-DDDD"})
-    assert wrong["errors"] == {"base": "no_pairing_window"}
-    subentries = await ws.call("config_entries/subentries/list", entry_id=site.entry_id)
-    assert subentries == []
+        # --- pairing
+        form = await start_pairing(site, receiver)
+        shown = form["description_placeholders"]
+        assert shown["emoji"] == receiver.emoji
+        assert shown["emoji_names"] == receiver.emoji_names
+        assert shown["pin"].replace(" ", "") == receiver.pin
+        wrong = await post(
+            site, f"{FLOW}/{form['flow_id']}", {"pairing_key": "AAAA-BBBB-CCCC-DDDD"}
+        )
+        assert wrong["errors"] == {"base": "no_pairing_window"}
+        assert await subentry_ids(ws, site) == set()
+        peer = await finish_pairing(site, ws, receiver, wrong)
+        await wait_peer_ready(states, peer)
 
-    states = await StateTracker.subscribe(ws)
-    done = await _post(site, f"{FLOW}/{form['flow_id']}", {"pairing_key": receiver.pairing_key})
-    assert done["type"] == "create_entry", done
-    (subentry,) = await ws.call("config_entries/subentries/list", entry_id=site.entry_id)
-    prefix = f"{site.entry_id}_peer_{subentry['subentry_id']}_"
-    peer_entities = {
-        entry["unique_id"].removeprefix(prefix): entry["entity_id"]
-        for entry in await ws.entity_registry()
-        if entry["unique_id"].startswith(prefix)
-    }
-    assert set(peer_entities) == {"connected", "state", "esphome_version"}
-    await states.wait_for(peer_entities["connected"], lambda s: s["state"] == "on")
-    await states.wait_for(peer_entities["state"], lambda s: s["state"] == "idle")
+        configuration = site.configurations()[0]
+        device = site.devices[configuration]
+        receptions = device.ota_receptions()
 
-    configuration = site.configurations()[0]
-    device = site.devices[configuration]
-    receptions_before = device.ota_receptions()
-    jobs = await JobTracker.subscribe(ws)
-    site.bump(configuration)
-    chains = await install(ws, [configuration])
-    compile_id = chains[configuration]["compile_job_id"]
-    upload_id = chains[configuration]["upload_job_id"]
-    await jobs.wait_finished([compile_id, upload_id])
+        # --- cancel mid-build: the receiver's compile ends, with its whole process session
+        site.bump(configuration)
+        chain = (await install(ws, [configuration]))[configuration]
+        compile_id, upload_id = chain["compile_job_id"], chain["upload_job_id"]
+        await (await JobLog.follow(ws, compile_id)).wait_for_peer_output()
+        compile_sessions = receiver.compile_sessions()
+        assert compile_sessions, receiver.log[-20:]
+        since = len(receiver.log)
+        await ws.call_service(DOMAIN, "cancel", {"job_id": compile_id}, return_response=True)
+        await jobs.wait_finished([compile_id, upload_id])
+        assert jobs.status(compile_id) == "cancelled"
+        assert jobs.status(upload_id) == "cancelled"
+        assert any(
+            event["job_id"] == compile_id and event["peer"] == peer.label for event in jobs.events
+        )
+        await receiver.wait_for_log(CANCELLED_THERE, since=since)
+        await until(lambda: not processes_in_sessions(compile_sessions))
+        await states.wait_for(peer.entities["state"], lambda s: s["state"] == "idle")
+        assert device.ota_receptions() == receptions
 
-    tried_remote = [
-        event for event in jobs.events if event["job_id"] == compile_id and event["peer"]
-    ]
-    assert tried_remote, jobs.statuses(compile_id)
-    assert tried_remote[0]["lane"] == "remote"
-    assert tried_remote[0]["source"] == "remote"
-    compiled = jobs.latest[compile_id]
-    assert compiled["status"] == "completed"
-    assert compiled["source"] == "local"
-    assert jobs.latest[upload_id]["status"] == "completed"
-    assert await read_compilation_time(device.device.api_port) == site.build_time(configuration)
-    assert device.ota_receptions() == receptions_before + 1
+        # --- the receiver restarts with the same identity: the link comes back by itself
+        await receiver.stop()
+        await states.wait_for(peer.entities["connected"], lambda s: s["state"] == "off")
+        await states.wait_for(peer.entities["state"], lambda s: s["state"] == "offline")
+        receiver = await RealReceiver.start(receiver.folder, port=receiver.port)
+        started.append(receiver)
+        assert receiver.port == peer.receiver.port
+        await wait_peer_ready(states, peer)
+        assert await pin_issues(ws) == set()
 
-    await ws.call(
-        "config_entries/subentries/delete",
-        entry_id=site.entry_id,
-        subentry_id=subentry["subentry_id"],
-    )
-    registry = {entry["unique_id"] for entry in await ws.entity_registry()}
-    assert not any(unique_id.startswith(prefix) for unique_id in registry)
+        # --- killed mid-build: sent again, compiled here, flashed once
+        chain = (await install(ws, [configuration]))[configuration]
+        compile_id, upload_id = chain["compile_job_id"], chain["upload_job_id"]
+        log = await JobLog.follow(ws, compile_id)
+        await log.wait_for_peer_output()
+        await receiver.kill()
+        await log.wait_for(lambda lines: any("sending the compile again" in x for x in lines))
+
+        # --- another identity on the same address: rejected, repair issue, nothing sent
+        impostor = await RealReceiver.start(tmp_path / "impostor", port=receiver.port)
+        started.append(impostor)
+        assert impostor.port == receiver.port
+        assert impostor.pin != receiver.pin
+        await states.wait_for(peer.entities["state"], lambda s: s["state"] == "rejected")
+        assert await pin_issues(ws) == {f"peer_pin_changed_{site.entry_id}_{peer.subentry_id}"}
+
+        await jobs.wait_finished([compile_id, upload_id])
+        compiled = jobs.latest[compile_id]
+        assert compiled["status"] == "completed", jobs.statuses(compile_id)
+        assert compiled["source"] == "local"
+        assert jobs.status(upload_id) == "completed"
+        assert device.ota_receptions() == receptions + 1
+        assert await read_compilation_time(device.device.api_port) == site.build_time(configuration)
+        # The impostor saw a connection, but no handshake got as far as our hello, so it never
+        # decided on a link, let alone received a job.
+        assert any("peer-link WS accepted" in line for line in impostor.log)
+        assert not any("peer-link peer_link from" in line for line in impostor.log)
+        assert not any("submit_job from" in line for line in impostor.log)
+
+        # --- removal: the entities and the repair issue go with the peer
+        issues = await ws.subscribe_events("repairs_issue_registry_updated")
+        await remove_peer(ws, site, peer)
+        registry = {entry["unique_id"] for entry in await ws.entity_registry()}
+        assert not any(uid.startswith(peer.unique_id_prefix(site.entry_id)) for uid in registry)
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            while await pin_issues(ws):
+                await issues.get()
+    finally:
+        await remove_every_peer(ws, site)
+        for each in started:
+            await each.stop()

@@ -7,7 +7,11 @@ from typing import Protocol
 from custom_components.esphome_pipeline.engine.peer.client import dashboard_id_for, pair
 from custom_components.esphome_pipeline.engine.peer.identity import PeerIdentity
 from custom_components.esphome_pipeline.engine.peer.link import PeerLink
-from custom_components.esphome_pipeline.engine.peer.wire import RECONNECT_INITIAL, RECONNECT_MAX
+from custom_components.esphome_pipeline.engine.peer.wire import (
+    HEARTBEAT_INTERVAL,
+    RECONNECT_INITIAL,
+    RECONNECT_MAX,
+)
 
 LINK_READY_TIMEOUT = 60.0
 
@@ -35,6 +39,7 @@ async def paired_link(
     wait: bool = True,
     reconnect_initial: float = RECONNECT_INITIAL,
     reconnect_max: float = RECONNECT_MAX,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
 ) -> PeerLink:
     """Pair a fresh identity with `receiver`, start the link and (with `wait`) wait until it
     is available. The caller closes it.
@@ -57,6 +62,7 @@ async def paired_link(
         label=label,
         reconnect_initial=reconnect_initial,
         reconnect_max=reconnect_max,
+        heartbeat_interval=heartbeat_interval,
     )
     link.start()
     if not wait:

@@ -5,6 +5,11 @@
 emoji and names, and the one-time pairing key. `RealReceiver.start` runs it on 127.0.0.1 with
 its own folder and reads those facts from its output; `stop` ends it with SIGTERM (its clean
 shutdown) and SIGKILL only if it does not exit.
+
+Tests synchronise on its log (`wait_for_log`: "Starting job", "cancelled mid-run", ...) and
+look at what it runs: `compile_sessions` (Device Builder starts each compile in a session of
+its own, so a compile's whole process tree is the processes of that session) and
+`established_links` (the TCP connections to its peer-link port).
 """
 
 from __future__ import annotations
@@ -37,6 +42,42 @@ def free_port() -> int:
         return port
 
 
+def _session_of(pid: int) -> int:
+    """The session id of a process (0 when it is gone)."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    # After the command name: state, ppid, pgrp, session.
+    return int(fields[3])
+
+
+def processes_in_sessions(sessions: set[int]) -> list[int]:
+    """Pids of the live (not zombie) processes whose session is one of `sessions`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) in sessions:
+            found.append(int(entry.name))
+    return found
+
+
+def established_connections(port: int) -> int:
+    """Established TCP connections on 127.0.0.1 with `port` at either end (both ends count)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        ports = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
+        if state == "01" and port in ports:
+            count += 1
+    return count
+
+
 @dataclass
 class RealReceiver:
     """A running Device Builder receiver and what its banner said."""
@@ -49,6 +90,9 @@ class RealReceiver:
     emoji: str = ""
     emoji_names: str = ""
     log: list[str] = field(default_factory=list)
+    _log_waiters: list[tuple[re.Pattern[str], asyncio.Future[re.Match[str]]]] = field(
+        default_factory=list
+    )
 
     @classmethod
     async def start(cls, folder: Path, port: int | None = None) -> RealReceiver:
@@ -96,7 +140,27 @@ class RealReceiver:
             raise RuntimeError("The receiver exited:\n" + "\n".join(self.log[-30:]))
         line = _ANSI.sub("", raw.decode(errors="replace")).rstrip("\n")
         self.log.append(line)
+        for pattern, future in list(self._log_waiters):
+            if not future.done() and (match := pattern.search(line)):
+                future.set_result(match)
         return line
+
+    async def wait_for_log(
+        self, pattern: str, *, since: int = 0, timeout: float = READY_TIMEOUT
+    ) -> re.Match[str]:
+        """Return the first match of `pattern` in the log from line `since` on, waiting for it."""
+        compiled = re.compile(pattern)
+        for line in self.log[since:]:
+            if match := compiled.search(line):
+                return match
+        future: asyncio.Future[re.Match[str]] = asyncio.get_running_loop().create_future()
+        entry = (compiled, future)
+        self._log_waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            self._log_waiters.remove(entry)
 
     async def _read_banner(self) -> None:
         previous = ""
@@ -133,14 +197,29 @@ class RealReceiver:
                 found.append(int(entry.name))
         return found
 
+    def compile_sessions(self) -> set[int]:
+        """Session ids of this receiver's running compiles (each compile has its own)."""
+        return {_session_of(pid) for pid in self.compile_processes()} - {0}
+
+    def established_links(self) -> int:
+        """How many TCP connections to its peer-link port are established right now."""
+        return established_connections(self.port)
+
     async def kill(self) -> None:
-        """Kill the receiver, its session and its compiles at once (SIGKILL)."""
-        for pid in self.compile_processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """Kill the receiver, its session and its compiles at once (SIGKILL), as when its
+        machine dies.
+
+        The receiver goes first: a compile killed before it would be reported over the link
+        as failed, which a dying machine never does. Its compiles run in sessions of their
+        own, so they are killed by session afterwards.
+        """
+        sessions = self.compile_sessions()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         await self.process.wait()
+        for pid in processes_in_sessions(sessions):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     async def stop(self) -> None:
         """Stop the receiver cleanly (SIGTERM), or kill it when it hangs."""

@@ -483,18 +483,26 @@ class PeerReceiver:
 def main() -> None:
     """Run a receiver as a process.
 
-    `python -m tests.fakes.test_receiver FOLDER PORT [--artifact-bytes N] CLI...` prints
-    `LISTENING 127.0.0.1:<port> PIN <pin> KEY <key>` once it serves; with `--artifact-bytes`
-    it answers every download with N random bytes (the transfer benchmark).
+    `python -m tests.fakes.test_receiver FOLDER PORT [--artifact-bytes N] [--behaviour JSON]
+    CLI...` prints `LISTENING 127.0.0.1:<port> PIN <pin> KEY <key>` once it serves; with
+    `--artifact-bytes` it answers every download with N random bytes (the transfer benchmark),
+    with `--behaviour` every job runs the fake CLI with that behaviour table (the makespan
+    benchmark's 1.0 s compiles).
     """
     folder, port, *rest = sys.argv[1:]
     override: bytes | None = None
-    if rest[:1] == ["--artifact-bytes"]:
-        override = os.urandom(int(rest[1]))
+    behaviour: dict[str, Any] | None = None
+    while rest[:1] in (["--artifact-bytes"], ["--behaviour"]):
+        if rest[0] == "--artifact-bytes":
+            override = os.urandom(int(rest[1]))
+        else:
+            behaviour = json.loads(rest[1])
         rest = rest[2:]
 
     async def serve() -> None:
-        receiver = PeerReceiver(Path(folder), cli=rest, port=int(port), artifact_override=override)
+        receiver = PeerReceiver(
+            Path(folder), cli=rest, port=int(port), artifact_override=override, behaviour=behaviour
+        )
         await receiver.start()
         print(
             f"LISTENING 127.0.0.1:{receiver.port} PIN {receiver.pin} KEY {receiver.pairing_key}",

@@ -6,11 +6,12 @@ identity before setup; the entry then carries it as a `build_peer` subentry.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import ConfigSubentry, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -185,6 +186,68 @@ async def test_a_peer_lost_mid_build_goes_back_to_the_queue(
     assert job["status"] == "completed"
     lines = engine_of(entry).get(job_id).output.lines  # type: ignore[union-attr]
     assert any(f"sending the compile again (1 of {MAX_REMOTE_ATTEMPTS})" in line for line in lines)
+
+
+async def test_a_new_peer_with_a_removed_peers_name_does_not_inherit_its_loss(
+    hass: HomeAssistant, with_peer: Setup, tmp_path: Path
+) -> None:
+    """A peer that lost a compile and was removed leaves nothing behind: a peer paired later
+    under the same name (receivers often share a host name) takes compiles at once."""
+    entry, receiver = await with_peer(receiver_options={"hostile": "terminate_mid_build"})
+    lost = asyncio.Event()
+
+    def listener(event: JobEvent) -> None:
+        if event.kind is EventKind.OUTPUT and "sending the compile again" in (event.line or ""):
+            lost.set()
+
+    unsubscribe = engine_of(entry).subscribe(listener)
+    try:
+        job_id = await compile_dev1(hass, entry)
+        await asyncio.wait_for(lost.wait(), WAIT)
+    finally:
+        unsubscribe()
+    # Gone for good before its link could come back (the first retry waits 1 s).
+    await receiver.kill()
+    await wait_for_status(hass, entry, job_id, "completed", "failed")
+    (old,) = entry.subentries
+    hass.config_entries.async_remove_subentry(entry, old)
+    await hass.async_block_till_done()
+
+    second = PeerReceiver(tmp_path / "second-receiver", cli=FAKE_COMMAND)
+    await second.start()
+    try:
+        await pair(
+            "127.0.0.1",
+            second.port,
+            await async_entry_identity(hass, ENTRY_ID),
+            pairing_key=second.pairing_key,
+            expected_pin=second.pin,
+            label="Test HA",
+        )
+        hass.config_entries.async_add_subentry(
+            entry,
+            ConfigSubentry(
+                data={"host": "127.0.0.1", "port": second.port, "pin": second.pin},
+                subentry_type=SUBENTRY_BUILD_PEER,
+                title="Desk PC",
+                unique_id=second.pin,
+            ),
+        )
+        await hass.async_block_till_done()
+        (peer,) = entry.runtime_data.peers.peers.values()
+        assert peer.label == "Desk PC"
+        await peer.link.wait_for(lambda status: status.available, WAIT)
+        await hass.async_block_till_done()
+        job_id = await compile_dev1(hass, entry)
+        job = await wait_for_status(hass, entry, job_id, "completed", "failed")
+        assert job["status"] == "completed"
+        assert job["source"] == "remote"
+        assert job["peer"] == "Desk PC"
+        assert list(second.jobs) == [job_id]
+    finally:
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+        await second.stop()
 
 
 async def test_peers_only_sends_a_lost_compile_again_three_times_then_fails(

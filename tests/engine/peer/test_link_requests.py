@@ -102,3 +102,25 @@ async def test_a_job_cancelled_before_it_is_sent_is_never_sent(
     assert result.error == "Cancelled before it was sent"
     assert receiver.jobs == {}
     assert not receiver.event("submit").is_set()
+
+
+async def test_closing_the_link_cancels_its_compile_on_the_peer(
+    tmp_path: Path, make_receiver: ReceiverFactory, make_link: LinkFactory
+) -> None:
+    """A removed peer stops building for us at once; here the compile counts as lost."""
+    config = FakeEsphome(tmp_path / "config")
+    config.add_config("dev1")
+    receiver = await make_receiver(behaviour={"default": {"compile": {"wait_for_file": "never"}}})
+    link = await make_link(receiver)
+    await link.wait_for(lambda s: s.available, WAIT)
+    executor = RemoteExecutor(link, fake_cli(), config.config_dir, stop_poll=0.01)
+    running = RunningJob(compile_job())
+    run = asyncio.ensure_future(executor.run_remote(running, RecordingSink()))
+    await asyncio.wait_for(receiver.event("started").wait(), WAIT)
+    await link.close()
+    result = await asyncio.wait_for(run, WAIT)
+    assert result.kind == "peer_lost", result.outcome.error
+    assert receiver.cancels == [running.job.job_id]
+    # The receiver's compile process ended (SIGTERM from its cancel), it did not run on.
+    await asyncio.wait_for(receiver.event("ended").wait(), WAIT)
+    assert receiver.jobs[running.job.job_id].cancelled

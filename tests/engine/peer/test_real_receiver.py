@@ -4,10 +4,10 @@ Preview shows the pin and fingerprint the receiver printed, a wrong key is refus
 key is approved, and the link then reports the receiver's compile lane and ESPHome version. A
 remote compile of a `host:` configuration compiles there and then meets the known limit of
 1.26.0 (it cannot pack artifacts for `host:`): the job ends with that as a clear error.
-The link comes back after the receiver restarts; a cancel reaches it and its compile process
-ends; a receiver killed mid-build is a clear, retryable error. Our own test receiver, running
-the real ESPHome CLI, proves the rest of the chain: the host build comes back in Device
-Builder's layout and lands in the local build folder.
+It answers our heartbeat; the link comes back after the receiver restarts; a cancel reaches
+it and its compile process ends; a receiver killed mid-build is a clear, retryable error. Our
+own test receiver, running the real ESPHome CLI, proves the rest of the chain: the host build
+comes back in Device Builder's layout and lands in the local build folder.
 """
 
 from __future__ import annotations
@@ -148,19 +148,28 @@ async def test_test_receiver_with_the_real_cli_hands_back_a_host_build(
     assert str(config_dir / ".esphome" / "build" / "remote-host") in storage
 
 
-async def _link(receiver: RealReceiver) -> PeerLink:
+async def _link(receiver: RealReceiver, heartbeat_interval: float = 30.0) -> PeerLink:
     """A link that reconnects quickly (the tests restart and kill receivers)."""
     return await paired_link(
-        receiver, "ESPHome Pipeline test", wait=False, reconnect_initial=0.2, reconnect_max=1.0
+        receiver,
+        "ESPHome Pipeline test",
+        wait=False,
+        reconnect_initial=0.2,
+        reconnect_max=1.0,
+        heartbeat_interval=heartbeat_interval,
     )
 
 
-async def test_the_link_comes_back_after_the_real_receiver_restarts(
+async def test_heartbeat_and_reconnect_with_the_real_receiver(
     receiver: RealReceiver,
 ) -> None:
-    link = await _link(receiver)
+    """Our pings (every 0.2 s here) are answered and keep one session; after a restart of the
+    receiver (same folder, same identity) the link comes back by itself."""
+    link = await _link(receiver, heartbeat_interval=0.2)
     try:
         await link.wait_for(lambda s: s.connected and s.idle, 60)
+        answered = await link.wait_for(lambda s: s.heartbeats >= 3, 60)
+        assert answered.sessions == 1
         await receiver.stop()
         await link.wait_for(lambda s: not s.connected, 60)
         again = await RealReceiver.start(receiver.folder, port=receiver.port)

@@ -68,6 +68,8 @@ from .wire import (
 _LOGGER = logging.getLogger(__name__)
 
 _YAML_LEAF_RE: Final = re.compile(r"^[^/\\\x00]+\.(?:ya?ml)$", re.IGNORECASE)
+CANCEL_ON_CLOSE_TIMEOUT: Final = 0.5
+"""Seconds `close()` spends at most on telling the peer to cancel our running compiles."""
 
 
 class PeerLink:
@@ -152,8 +154,13 @@ class PeerLink:
             )
 
     async def close(self) -> None:
-        """End the link now: the session closes, requests in flight fail, no reconnect."""
+        """End the link now: the session closes, requests in flight fail, no reconnect.
+
+        Compiles the peer runs for us are cancelled there first: nobody will fetch them, and
+        a receiver keeps building for a closed session otherwise (Device Builder 1.26.0 does).
+        """
         self._closed = True
+        await self._cancel_on_peer()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -164,6 +171,27 @@ class PeerLink:
             await self._last_channel.close("client_stopped")
         self._fail_inflight(PeerLostError("The link to the build peer was closed"))
         self._board.update(state=LinkState.CLOSED)
+
+    async def _cancel_on_peer(self) -> None:
+        channel = self._channel
+        accepted = [
+            job.job_id
+            for job in self._jobs.values()
+            if job.acknowledged.done()
+            and job.acknowledged.exception() is None
+            and not job.result.done()
+        ]
+        if channel is None or not accepted:
+            return
+        # Lost, not cancelled, for whoever waits on them: the peer's answer to this cancel
+        # must not read as a user's cancel (the compile goes elsewhere).
+        for job_id in accepted:
+            self._jobs[job_id].fail(PeerLostError("The link to the build peer was closed"))
+        # Best effort and bounded: the close must not wait on a peer that stopped reading.
+        with contextlib.suppress(PeerLostError, TimeoutError):
+            async with asyncio.timeout(CANCEL_ON_CLOSE_TIMEOUT):
+                for job_id in accepted:
+                    await channel.send({"type": MessageType.CANCEL_JOB, "job_id": job_id})
 
     async def _run(self) -> None:
         backoff = self._reconnect_initial
@@ -279,6 +307,8 @@ class PeerLink:
         if kind == MessageType.PING:
             nonce = frame.get("nonce")
             await channel.send({"type": MessageType.PONG, "nonce": nonce})
+        elif kind == MessageType.PONG:
+            self._board.update(heartbeats=self._board.status.heartbeats + 1)
         elif kind == MessageType.TERMINATE:
             reason = clip(field_str(frame, "reason", optional=True), 100) or "no reason"
             raise PeerLostError(f"The build peer ended the link ({reason})")
@@ -317,7 +347,7 @@ class PeerLink:
                 download.on_chunk(frame)
             else:
                 download.on_end(frame)
-        elif kind != MessageType.PONG:
+        else:
             # Newer receivers may know more message types; ignoring them keeps us compatible.
             _LOGGER.debug("Build peer %s:%s sent unknown frame %r", self.host, self.port, kind)
 

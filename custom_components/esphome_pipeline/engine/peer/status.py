@@ -1,9 +1,9 @@
 """What is known about a build peer right now, and who wants to hear when it changes.
 
 Owns `LinkState`, `PeerStatus` (connection, the compile lane from `queue_status`, ESPHome
-version and name, last error, session count) and `StatusBoard`, which holds the current status,
-calls listeners on every change and lets a caller await the first status that satisfies a
-condition (how the scheduler and the tests wait, without polling).
+version and name, last error, session and heartbeat counts) and `StatusBoard`, which holds the
+current status, calls listeners on every change and lets a caller await the first status that
+satisfies a condition (how the scheduler and the tests wait, without polling).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class PeerStatus:
     error: str | None = None
     sessions: int = 0
     """How many sessions were opened so far (a reconnect raises it)."""
+    heartbeats: int = 0
+    """How many of our heartbeat pings the peer answered so far (all sessions together)."""
 
     @property
     def connected(self) -> bool:
