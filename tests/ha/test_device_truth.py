@@ -22,6 +22,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from zeroconf import ServiceStateChange
 
 from custom_components.esphome_pipeline.device_truth import ESPHOME_SERVICE, RESURVEY_INTERVAL
+from custom_components.esphome_pipeline.installed import record_running_build
+from custom_components.esphome_pipeline.store import EntryStore
 from tests.fakes import FAKE_COMMAND, FAKE_VERSION, FakeEsphome
 from tests.fakes.native_api_device import FakeNativeApiDevice
 
@@ -100,6 +102,15 @@ async def test_device_runs_the_folder_build(
     assert state.attributes["release_summary"] is None
     assert coordinator_of(entry).store.installed["kitchen.yaml"] == node.fingerprint
     assert fake.calls() == calls  # nothing compiled or uploaded by the entry
+
+    # Asked again after a restart, the same answer changes nothing.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await survey_done(hass, entry)
+    assert device.answered == 2
+    assert (
+        hass.states.get(ENTITY).attributes["installed_version"]
+        == (state.attributes["installed_version"])
+    )
 
     # The files change: an update, and the dialog says what changed since the running build.
     (fake.config_dir / "kitchen.yaml").write_text(
@@ -250,3 +261,18 @@ async def test_reconnect_seen_by_zeroconf(
     assert device.answered == 2
     assert hass.states.get(ENTITY).state == "off"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_recording_a_running_build(hass: HomeAssistant) -> None:
+    """A build already recorded as installed keeps its record and learns its compilation time."""
+    store = EntryStore(hass, "01TESTSTORE")
+    details = {"fingerprint": "aaaa", "compilation_time": OLD_BUILD, "source": "device"}
+    assert record_running_build(store, "kitchen.yaml", details)
+    assert not record_running_build(store, "kitchen.yaml", dict(details))
+    store.set_installed_build("kitchen.yaml", {"fingerprint": "aaaa", "job_id": "j"})
+    assert record_running_build(store, "kitchen.yaml", dict(details))
+    assert store.installed_builds["kitchen.yaml"] == {
+        "fingerprint": "aaaa",
+        "job_id": "j",
+        "compilation_time": OLD_BUILD,
+    }
