@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from typing import Any
-from unittest.mock import MagicMock, patch
+from unittest.mock import AsyncMock, MagicMock, patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
@@ -219,8 +219,9 @@ async def test_reconnect_seen_by_zeroconf(
     browsers: list[dict[str, Any]] = []
 
     def browser(zc: object, service: str, *, handlers: list[Any]) -> MagicMock:
-        browsers.append({"zc": zc, "service": service, "handlers": handlers})
-        return MagicMock()
+        made = MagicMock(async_cancel=AsyncMock())
+        browsers.append({"zc": zc, "service": service, "handlers": handlers, "browser": made})
+        return made
 
     with (
         patch(
@@ -261,6 +262,8 @@ async def test_reconnect_seen_by_zeroconf(
     assert device.answered == 2
     assert hass.states.get(ENTITY).state == "off"
     assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    watch["browser"].async_cancel.assert_awaited_once()  # unloading stops the browsing
 
 
 async def test_recording_a_running_build(hass: HomeAssistant) -> None:
