@@ -220,16 +220,22 @@ class DeviceSurvey:
             installed=store.installed.get(configuration),
             installed_build=store.installed_builds.get(configuration),
         )
-        if running is None or self._installs.get(configuration, 0) != installs:
+        if running is None or self._stale(configuration, installs):
             return  # another device answered, or an install completed meanwhile
         if running.fingerprint is not None:
-            await self._async_record(configuration, running, running.fingerprint)
+            await self._async_record(configuration, running, running.fingerprint, installs)
+        if self._stale(configuration, installs):
+            return
         if self._answers.get(configuration) != running:
             self._answers[configuration] = running
             self._notify(configuration)
 
+    def _stale(self, configuration: str, installs: int) -> bool:
+        """An upload of the configuration completed since the question was asked."""
+        return self._installs.get(configuration, 0) != installs
+
     async def _async_record(
-        self, configuration: str, running: RunningBuild, fingerprint: str
+        self, configuration: str, running: RunningBuild, fingerprint: str, installs: int
     ) -> None:
         """Record a known build the device runs as installed, with its inputs when current."""
         coordinator = self._coordinator
@@ -246,6 +252,8 @@ class DeviceSurvey:
             )
             if inputs is not None:
                 details["inputs"] = inputs.to_dict()
+        if self._stale(configuration, installs):
+            return
         if record_running_build(coordinator.store, configuration, details):
             _LOGGER.info(
                 "%s runs the build %s: recorded as installed", configuration, fingerprint[:7]

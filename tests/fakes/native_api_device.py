@@ -4,7 +4,8 @@ It speaks the plaintext native API framing (a zero byte, the message length and 
 varints, then the protobuf message) with the messages of aioesphomeapi itself, so the real
 client Home Assistant uses talks to it unchanged. It answers what a question about the
 running build needs: Hello, Connect, DeviceInfo (name, ESPHome version, compilation time),
-Ping and Disconnect. `answered` counts the DeviceInfo questions; `asked` is set at each one.
+Ping and Disconnect. `answered` counts the DeviceInfo questions; `asked` is set at each one;
+clearing `gate` holds the answers back until it is set again.
 
 Start it on a chosen port to play a device that comes online later (`start(port)` after a
 `stop()`), and change what it runs with `runs(...)` (as after a flash).
@@ -17,6 +18,7 @@ from typing import Any
 
 from aioesphomeapi.api_pb2 import (  # type: ignore[attr-defined]
     ConnectResponse,
+    DeviceInfoRequest,
     DeviceInfoResponse,
     DisconnectRequest,
     DisconnectResponse,
@@ -65,6 +67,8 @@ class FakeNativeApiDevice:
         self.compilation_time = compilation_time
         self.answered = 0
         self.asked = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.gate.set()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
 
@@ -97,6 +101,9 @@ class FakeNativeApiDevice:
                 message_type = await _read_varint(reader)
                 await reader.readexactly(length)
                 request = MESSAGE_TYPE_TO_PROTO.get(message_type)
+                if request is DeviceInfoRequest:
+                    self.asked.set()
+                    await self.gate.wait()
                 reply = self._reply(request)
                 if reply is not None:
                     data = reply.SerializeToString()
@@ -120,7 +127,6 @@ class FakeNativeApiDevice:
             )
         if kind == "DeviceInfoRequest":
             self.answered += 1
-            self.asked.set()
             return DeviceInfoResponse(
                 name=self.name,
                 esphome_version=self.esphome_version,

@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from zeroconf import ServiceStateChange
 
 from custom_components.esphome_pipeline.device_truth import ESPHOME_SERVICE, RESURVEY_INTERVAL
+from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType, Lane
 from custom_components.esphome_pipeline.installed import record_running_build
 from custom_components.esphome_pipeline.store import EntryStore
 from tests.fakes import FAKE_COMMAND, FAKE_VERSION, FakeEsphome
@@ -279,3 +280,28 @@ async def test_recording_a_running_build(hass: HomeAssistant) -> None:
         "job_id": "j",
         "compilation_time": OLD_BUILD,
     }
+
+
+async def test_an_install_outdates_an_answer_on_its_way(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, device: FakeNativeApiDevice
+) -> None:
+    """An upload completing while the device answers: the older answer is dropped."""
+    fake.add_config("kitchen")
+    build_outside_the_pipeline(fake)
+    device.runs(esphome_version="2026.9.0", compilation_time=OLD_BUILD)
+    name_the_device(fake, await device.start())
+    device.gate.clear()
+    await setup_entry(hass, entry)
+    await device.asked.wait()
+    upload = Job(
+        configuration="kitchen.yaml",
+        job_type=JobType.UPLOAD,
+        lane=Lane.UPLOAD,
+        status=JobStatus.COMPLETED,
+    )
+    coordinator_of(entry).devices.job_completed(upload)
+    device.gate.set()
+    await survey_done(hass, entry)
+    assert device.answered == 1
+    assert coordinator_of(entry).devices.answer("kitchen.yaml") is None
+    assert hass.states.get(ENTITY).attributes["installed_version"] == "Not installed yet"
