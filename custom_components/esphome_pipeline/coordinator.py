@@ -16,8 +16,9 @@ the file as it is now.
 Collaborators: `configurations.Configurations` (the folder, devices, issues),
 `announce.Announcer` (the event's data, one log line per job start and end),
 `installed.InstalledRecord` (installed fingerprints), `release.ReleaseRecorder` (what an
-installed build was made of), `auto_install.AutoInstaller` (when the
-option is on) and `snapshot.build_snapshot` (what the entities show).
+installed build was made of), `device_truth.DeviceSurvey` (what each device runs),
+`auto_install.AutoInstaller` (when the option is on) and `snapshot.build_snapshot` (what the
+entities show).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .announce import PUSH_LOGGER, Announcer
 from .auto_install import AutoInstaller
 from .configurations import Configurations
 from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
+from .device_truth import DeviceSurvey
 from .engine.events import EventKind, JobEvent
 from .engine.executors import Executor
 from .engine.fingerprint import Fingerprinter, NodeInfo
@@ -118,6 +120,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             last_build=self._engine.last_build,
             on_recorded=self._on_release_recorded,
         )
+        self.devices = DeviceSurvey(self, self._engine.last_build)
         self._auto_installer = (
             AutoInstaller(hass, entry, store, self._configurations, self.async_install)
             if auto_install
@@ -187,6 +190,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             )
         )
         self._publish_all()
+        self.devices.start()
 
     async def async_stop(self) -> None:
         """Stop the engine (running jobs come back queued next start) and every timer."""
@@ -380,6 +384,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def _job_completed(self, job: Job) -> None:
         self._installed.job_completed(job)
         self._release.job_completed(job)
+        self.devices.job_completed(job)
 
     def _last_build_fingerprint(self, configuration: str) -> str | None:
         build = self._engine.last_build(configuration)

@@ -9,6 +9,8 @@ upload completes (the entry store's `installed_builds`).
 The hash at the end of both version texts is the fingerprint's start: two versions are the
 same build exactly when their hashes are equal (`same_build`). A device never installed by
 ESPHome Pipeline shows `NEVER_INSTALLED`, which has no hash, so it is always offered Install.
+A device that says it runs another build (device_truth.py) shows what it runs, also without a
+hash (`running_version`, `other_build_summary`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from typing import Any, Final
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 
+from .device_runs import RunningBuild, readable_time
+from .engine.device.build_records import read_build_identity
 from .engine.fingerprint import BuildInputs, ConfigurationReadError, NodeInfo, read_inputs
+from .engine.fingerprint_inputs import ESPHOME_DATA_DIR
 from .engine.models import Job, JobType
 from .engine.skip import BuildRecord
 from .store import EntryStore
@@ -53,6 +58,36 @@ def installed_version(fingerprint: str | None, build: Mapping[str, Any] | None) 
         if built := _time(build.get("built_at")):
             parts.append(built)
     return " · ".join([*parts, fingerprint[:SHORT_HASH]])
+
+
+def running_version(running: RunningBuild) -> str:
+    """What a device running another build runs: "2026.9.0 · 2026-11-01 08:00 UTC" (no hash)."""
+    built = readable_time(running.compilation_time)
+    return " · ".join([running.esphome_version, *([built] if built else [])])
+
+
+def other_build_summary(running: RunningBuild, esphome_version: str) -> str:
+    """Say that the device runs another build than this configuration's."""
+    built = readable_time(running.compilation_time)
+    text = f"The device runs ESPHome {running.esphome_version}"
+    text += f" built {built}" if built else ""
+    text += f"; this configuration builds ESPHome {esphome_version}"
+    if folder := readable_time(running.folder_build_time):
+        text += f" (last built {folder})"
+    text += ". Install puts this configuration's build on it."
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
+
+
+def running_build_details(running: RunningBuild, fingerprint: str) -> dict[str, Any]:
+    """The installed-build record of a build the device says it runs (no install seen)."""
+    return {
+        "fingerprint": fingerprint,
+        "esphome_version": running.esphome_version,
+        "built_at": running.built_at,
+        "compilation_time": running.compilation_time,
+        "installed_at": None,
+        "source": "device",
+    }
 
 
 def same_build(latest: str, installed: str) -> bool:
@@ -186,6 +221,13 @@ class ReleaseRecorder:
         self, configuration: str, details: dict[str, Any], *, with_inputs: bool
     ) -> None:
         try:
+            if details["built_at"] is not None:
+                # The build just uploaded is the data folder's: what the device will report.
+                identity = await self._hass.async_add_executor_job(
+                    read_build_identity, self._config_dir / ESPHOME_DATA_DIR, configuration
+                )
+                if identity is not None and identity.build_time_str:
+                    details["compilation_time"] = identity.build_time_str
             if with_inputs:
                 inputs = await async_read_inputs(
                     self._hass, self._config_dir, configuration, self._esphome_version

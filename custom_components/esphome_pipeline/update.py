@@ -5,7 +5,9 @@ ESPHome version and the fingerprint's start), `installed_version` what its last 
 install built (ESPHome version, build time, hash), or "Not installed yet": a device ESPHome
 Pipeline never installed is offered Install from the first minute and is listed under
 Settings → Updates. The release summary says what changed since the installed build
-(release.py). Install queues an install chain over OTA, exactly as the `install` action does.
+(release.py). When the device said it runs another build (device_truth.py), installed is what
+it runs (ESPHome version and build time, no hash) and the summary says so. Install queues an
+install chain over OTA, exactly as the `install` action does.
 `update_percentage` = compile progress x 0.8 + upload progress x 0.2 (snapshot.COMPILE_SHARE).
 The entity picture is the integration's icon, served by the integration itself (no internet).
 """
@@ -25,6 +27,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
+from .device_runs import RunningBuild
 from .entity import ConfigurationEntity, async_add_configuration_entities
 from .esphome_update import ManagedEsphomeUpdateEntity
 from .helpers import engine_error_handler
@@ -33,7 +36,9 @@ from .release import (
     async_read_inputs,
     installed_version,
     latest_version,
+    other_build_summary,
     release_summary,
+    running_version,
     same_build,
 )
 from .static import ICON_URL
@@ -82,14 +87,21 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         """Bind to the configuration."""
         super().__init__(coordinator, configuration, FIRMWARE)
         self._summary: str | None = None
-        self._summary_of: tuple[str, str | None] | None = None
+        self._summary_of: tuple[str, str | None, RunningBuild | None] | None = None
+
+    def _other_build(self) -> RunningBuild | None:
+        """What the device said it runs, when that is a build we cannot name."""
+        running = self.coordinator.devices.answer(self.configuration)
+        return running if running is not None and running.fingerprint is None else None
 
     @property
     def installed_version(self) -> str | None:
-        """Return what the last successful install built, or "Not installed yet"."""
+        """Return what the device runs: the last install's build, or another build it named."""
         state = self.state_of_configuration
         if state is None:
             return None
+        if (other := self._other_build()) is not None:
+            return running_version(other)
         return installed_version(state.installed, state.installed_build)
 
     @property
@@ -111,8 +123,11 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         return self._summary
 
     async def async_added_to_hass(self) -> None:
-        """Work out the first release summary."""
+        """Work out the first release summary; follow what the device says it runs."""
         await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.devices.listen(self.configuration, self._handle_coordinator_update)
+        )
         self._refresh_summary()
 
     @callback
@@ -125,10 +140,14 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
         state = self.state_of_configuration
         if state is None:
             return
-        key = (state.node.fingerprint, state.installed)
+        other = self._other_build()
+        key = (state.node.fingerprint, state.installed, other)
         if key == self._summary_of:
             return
         self._summary_of = key
+        if other is not None:
+            self._summary = other_build_summary(other, self.coordinator.esphome_version)
+            return
         # At once what needs no file: "never installed", or nothing changed.
         self._summary = release_summary(
             fingerprint=state.node.fingerprint,
@@ -141,7 +160,7 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
                 self.hass, self._async_summarise(key), "firmware release summary"
             )
 
-    async def _async_summarise(self, key: tuple[str, str | None]) -> None:
+    async def _async_summarise(self, key: tuple[str, str | None, RunningBuild | None]) -> None:
         """Compare the installed build's inputs with the files as they are now."""
         current = await async_read_inputs(
             self.hass,

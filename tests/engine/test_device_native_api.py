@@ -29,7 +29,7 @@ from custom_components.esphome_pipeline.engine.device.native_api import (
     query_device,
     wait_for_build,
 )
-from custom_components.esphome_pipeline.engine.device.survey import survey
+from custom_components.esphome_pipeline.engine.device.survey import SurveyAnswer, survey
 from custom_components.esphome_pipeline.engine.models import Job, JobType, Lane, SkipReason
 from custom_components.esphome_pipeline.engine.skip_checks import DeviceRunsBuild
 from script.devkit import ESPHOME_CLI
@@ -314,14 +314,18 @@ async def test_survey(tmp_path: Path) -> None:
         running -= 1
         return compare(report(name=build.name), build)
 
+    heard: list[SurveyAnswer] = []
     found = await survey(
         tmp_path,
         ["kitchen.yaml", "porch.yaml", "garage.yaml", "unbuilt.yaml", "kitchen.yaml"],
         ask_device=ask,
         addresses={"garage.yaml": "127.0.0.1"},
         concurrency=1,
+        on_answer=heard.append,
     )
     assert set(found) == {"kitchen.yaml", "garage.yaml"}
+    assert {answer.configuration: answer.truth for answer in heard} == found
+    assert {answer.build.name for answer in heard} == {"kitchen", "garage"}
     assert all(truth.runs_build for truth in found.values())
     assert sorted(endpoint.host for endpoint in asked) == ["127.0.0.1", "kitchen.local"]
     assert most == 1

@@ -5,12 +5,16 @@ recorded build and a native API, ask its device (a few at a time) and compare th
 the build. A configuration without a build record or without `api:` gets no entry: there is
 nothing to compare with or no way to ask. Serial devices are not asked (a serial connection
 resets the chip).
+
+Each answer is handed to `on_answer` as soon as it arrives (with the build it was compared
+with), so one slow or offline device does not hold back what the others said.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -23,17 +27,28 @@ SURVEY_CONCURRENCY: Final = 8
 DeviceAsker = Callable[[ApiEndpoint, BuildIdentity], Awaitable[DeviceTruth]]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SurveyAnswer:
+    """One configuration's device asked: the build it was compared with and the verdict."""
+
+    configuration: str
+    build: BuildIdentity
+    truth: DeviceTruth
+
+
 async def survey(
     data_dir: Path,
     configurations: Iterable[str],
     *,
     ask_device: DeviceAsker = device_truth,
-    addresses: dict[str, str] | None = None,
+    addresses: Mapping[str, str] | None = None,
     concurrency: int = SURVEY_CONCURRENCY,
+    on_answer: Callable[[SurveyAnswer], None] | None = None,
 ) -> dict[str, DeviceTruth]:
     """Ask each configuration's device what it runs; return the verdicts by configuration.
 
     `addresses` overrides a configuration's address (for example a host device on 127.0.0.1).
+    `on_answer` hears each answer as it arrives.
     """
     limit = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
@@ -49,7 +64,10 @@ async def survey(
         if endpoint is None:
             return configuration, None
         async with limit:
-            return configuration, await ask_device(endpoint, build)
+            truth = await ask_device(endpoint, build)
+        if on_answer is not None:
+            on_answer(SurveyAnswer(configuration=configuration, build=build, truth=truth))
+        return configuration, truth
 
     answers = await asyncio.gather(*(ask(name) for name in dict.fromkeys(configurations)))
     return {name: truth for name, truth in answers if truth is not None}
