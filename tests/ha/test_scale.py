@@ -9,9 +9,10 @@ from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import DOMAIN, EVENT_JOB
+from custom_components.esphome_pipeline.engine.persistence import stored_form
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry
+from .conftest import coordinator_of, engine_of, setup_entry
 
 DEVICES = 24
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -89,6 +90,12 @@ async def test_bulk_keeps_every_status_event_in_order(
     assert hass.states.get("sensor.esphome_pipeline_esphome_queue_depth").state == "0"
     assert hass.states.get("sensor.esphome_pipeline_esphome_compile_lane").state == "idle"
     assert hass.states.get("sensor.esphome_pipeline_esphome_upload_lane").state == "idle"
+    # Saves reuse the stored form of every job that did not change: after all these changes,
+    # what the store holds is still each job exactly as it is now.
+    await engine_of(entry).flush()
+    stored = await coordinator.store.load()
+    assert stored is not None
+    assert stored["jobs"] == [stored_form(job) for job in coordinator.jobs()]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
