@@ -22,8 +22,9 @@ bulk of size N to `scale-N.prof` in the current folder.
 Each period starts from a collected heap (`steady_heap`); `--as-started` skips that, so the
 full collection start-up left due falls wherever it falls (usually into the bulk). Per size
 it also prints the full garbage collections of the bulk, the objects the bulk promoted to the
-old generation (what brings the next full collection nearer), and its longest loop steps with
-what they ran.
+old generation (what brings the next full collection nearer), its longest loop steps with
+what they ran, and the lateness less the time the loop's thread waited for a core (other
+processes' share of a loaded machine, read from the thread's `schedstat` on Linux).
 
 Run: `.venv/bin/python benchmarks/scale.py`
 """
@@ -88,6 +89,9 @@ class Lateness:
     p99: float
     worst_apart_from_gc: float
     """The worst lateness of the ticks no full garbage collection overlapped."""
+    worst_apart_from_core_waits: float
+    """The worst lateness less the time the loop's thread waited for a core meanwhile."""
+    p99_apart_from_core_waits: float
     full_collections: list[float]
     """How long each full garbage collection of the period took."""
     promoted: int
@@ -225,7 +229,7 @@ class Ticker:
 
     def __init__(self) -> None:
         """Not started; `start()` it on the loop to measure."""
-        self._ticks: list[tuple[float, float]] = []
+        self._ticks: list[tuple[float, float, float]] = []
         self._collections: list[tuple[float, float]] = []
         self._collection_start = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -247,17 +251,20 @@ class Ticker:
         await asyncio.gather(self._task, return_exceptions=True)
         gc.callbacks.remove(self._on_collection)
         promoted = self._promotions.stop()
-        late = [(ran - due) * 1000 for due, ran in self._ticks]
+        late = [(ran - due) * 1000 for due, ran, _ in self._ticks]
         apart = [
             (ran - due) * 1000
-            for due, ran in self._ticks
+            for due, ran, _ in self._ticks
             if not any(start < ran and end > due for start, end in self._collections)
         ]
+        own = [max(0.0, ran - due - waited) * 1000 for due, ran, waited in self._ticks]
         return Lateness(
             longest_steps=[(spent * 1000, what) for spent, what in LoopSteps.longest],
             worst=max(late, default=0.0),
             p99=percentile(late, 0.99),
             worst_apart_from_gc=max(apart, default=0.0),
+            worst_apart_from_core_waits=max(own, default=0.0),
+            p99_apart_from_core_waits=percentile(own, 0.99),
             full_collections=[(end - start) * 1000 for start, end in self._collections],
             promoted=promoted,
         )
@@ -274,8 +281,22 @@ class Ticker:
         loop = asyncio.get_running_loop()
         while True:
             due = loop.time() + TICK
+            waited = _core_wait()
             await asyncio.sleep(TICK)
-            self._ticks.append((due, max(due, loop.time())))
+            self._ticks.append((due, max(due, loop.time()), _core_wait() - waited))
+
+
+def _core_wait() -> float:
+    """Seconds the loop's thread has waited for a core so far (Linux; 0.0 elsewhere).
+
+    The second field of the thread's `schedstat` is the time it spent runnable but not
+    running: on a shared machine, what other processes cost the loop, not the code on it.
+    """
+    try:
+        with Path("/proc/thread-self/schedstat").open(encoding="ascii") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def steady_heap() -> None:
@@ -427,7 +448,10 @@ def report(results: dict[int, Figures]) -> bool:
         print(
             f"  {figures.size}: full garbage collections during the bulk (ms): {pauses}; "
             f"worst lateness of the other ticks: {bulk.worst_apart_from_gc:.1f} ms; "
-            f"longest loop step apart from them: {bulk.longest_step_cpu:.1f} ms of processor time"
+            f"apart from waits for a core: {bulk.worst_apart_from_core_waits:.1f} ms worst, "
+            f"{bulk.p99_apart_from_core_waits:.1f} ms p99; "
+            f"longest loop step apart from collections: {bulk.longest_step_cpu:.1f} ms "
+            "of processor time"
         )
         print(
             f"    objects promoted to the old generation: {bulk.promoted} "
