@@ -19,6 +19,13 @@ Targets: worst lateness during the bulk at 500 at most 25 ms; cost per device at
 when one fails. `--sizes 20 100` runs other sizes; `--profile N` writes a cProfile of the
 bulk of size N to `scale-N.prof` in the current folder.
 
+Each period starts from a collected heap (`steady_heap`); `--as-started` skips that, so the
+full collection start-up left due falls wherever it falls (usually into the bulk). Per size
+it also prints the full garbage collections of the bulk, the objects the bulk promoted to the
+old generation (what brings the next full collection nearer), its longest loop steps with
+what they ran, and the lateness less the time the loop's thread waited for a core (other
+processes' share of a loaded machine, read from the thread's `schedstat` on Linux).
+
 Run: `.venv/bin/python benchmarks/scale.py`
 """
 
@@ -36,13 +43,13 @@ from pathlib import Path
 import sys
 import tempfile
 import time
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 # Runnable as a plain script from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from homeassistant import loader
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -64,6 +71,9 @@ WORST_LATENESS_TARGET_MS: Final = 25.0
 COST_RATIO_TARGET: Final = 1.2
 SETUP_TARGET_S: Final = 2.0
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+KEPT_STEPS: Final = 3
+COLLECT_BEFORE_PERIODS = True
+"""False with `--as-started` (see `steady_heap`)."""
 BULK_GUARD: Final = 1800.0
 """Failure guard (seconds) for one bulk; never reached by a working pipeline."""
 
@@ -72,14 +82,25 @@ BULK_GUARD: Final = 1800.0
 class Lateness:
     """Worst and 99th-percentile lateness of the ticker, in milliseconds."""
 
-    longest_step_cpu: float
-    """Processor time of the longest loop step of the period (apart from full collections)."""
+    longest_steps: list[tuple[float, str]]
+    """The longest loop steps of the period apart from full collections: processor time
+    (ms) and what ran."""
     worst: float
     p99: float
     worst_apart_from_gc: float
     """The worst lateness of the ticks no full garbage collection overlapped."""
+    worst_apart_from_core_waits: float
+    """The worst lateness less the time the loop's thread waited for a core meanwhile."""
+    p99_apart_from_core_waits: float
     full_collections: list[float]
     """How long each full garbage collection of the period took."""
+    promoted: int
+    """Objects the period's young collections moved into the old generation."""
+
+    @property
+    def longest_step_cpu(self) -> float:
+        """Processor time (ms) of the longest loop step apart from full collections."""
+        return self.longest_steps[0][0] if self.longest_steps else 0.0
 
 
 @dataclass(kw_only=True, slots=True)
@@ -116,10 +137,13 @@ class LoopSteps:
     Wall-clock lateness also counts the time the operating system gave the loop's thread to
     other processes (the CLI processes of the bulk, anything else on a shared machine); the
     processor time of the longest step is what the code on the loop cost, and nothing else.
+    The longest steps are kept with what they ran (a task's coroutine and line, or the
+    callback), so a long step names its culprit.
     """
 
-    longest = 0.0
-    """The longest step of the period, not counting steps a full garbage collection hit."""
+    longest: ClassVar[list[tuple[float, str]]] = []
+    """The `KEPT_STEPS` longest steps of the period (processor seconds, what ran), longest
+    first, not counting steps a full garbage collection hit."""
     full_collections = 0
 
     @classmethod
@@ -135,12 +159,64 @@ class LoopSteps:
             collections = cls.full_collections
             started = time.thread_time()
             original(handle)
-            if cls.full_collections == collections:
-                cls.longest = max(cls.longest, time.thread_time() - started)
+            spent = time.thread_time() - started
+            if cls.full_collections == collections and (
+                len(cls.longest) < KEPT_STEPS or spent > cls.longest[-1][0]
+            ):
+                cls.longest.append((spent, _what_ran(handle)))
+                cls.longest.sort(key=lambda step: -step[0])
+                del cls.longest[KEPT_STEPS:]
 
         gc.callbacks.append(counted)
 
         asyncio.Handle._run = timed  # type: ignore[method-assign,assignment]
+
+
+def _what_ran(handle: asyncio.Handle) -> str:
+    """Name what a loop step ran: a task's coroutine where it stopped, or the callback."""
+    run = handle._callback  # type: ignore[attr-defined]
+    task = getattr(run, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coroutine = task.get_coro()
+        frame = getattr(coroutine, "cr_frame", None)
+        where = (
+            "" if frame is None else f" ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+        )
+        return f"task {getattr(coroutine, '__qualname__', coroutine)}{where}"
+    return getattr(run, "__qualname__", type(run).__name__)
+
+
+class Promotions:
+    """Counts the objects young collections move into the old generation.
+
+    Python starts a full collection once the objects promoted since the last one exceed a
+    quarter of the old generation, so this count is what the bulk adds towards the next full
+    collection: a young collection of generation 1 promotes every object of generations 0
+    and 1 it does not free.
+    """
+
+    def __init__(self) -> None:
+        """Not counting until `start()`."""
+        self.count = 0
+        self._young = 0
+
+    def start(self) -> None:
+        """Count from now on (from zero)."""
+        self.count = 0
+        gc.callbacks.append(self._on_collection)
+
+    def stop(self) -> int:
+        """Stop counting; return the objects promoted meanwhile."""
+        gc.callbacks.remove(self._on_collection)
+        return self.count
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 1:
+            return
+        if phase == "start":
+            self._young = len(gc.get_objects(0)) + len(gc.get_objects(1))
+        else:
+            self.count += self._young - info["collected"] - info["uncollectable"]
 
 
 class Ticker:
@@ -153,16 +229,18 @@ class Ticker:
 
     def __init__(self) -> None:
         """Not started; `start()` it on the loop to measure."""
-        self._ticks: list[tuple[float, float]] = []
+        self._ticks: list[tuple[float, float, float]] = []
         self._collections: list[tuple[float, float]] = []
         self._collection_start = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._promotions = Promotions()
 
     def start(self) -> None:
         """Start ticking (and forget what earlier periods recorded)."""
         self._ticks = []
         self._collections = []
-        LoopSteps.longest = 0.0
+        LoopSteps.longest = []
+        self._promotions.start()
         gc.callbacks.append(self._on_collection)
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
@@ -172,18 +250,23 @@ class Ticker:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         gc.callbacks.remove(self._on_collection)
-        late = [(ran - due) * 1000 for due, ran in self._ticks]
+        promoted = self._promotions.stop()
+        late = [(ran - due) * 1000 for due, ran, _ in self._ticks]
         apart = [
             (ran - due) * 1000
-            for due, ran in self._ticks
+            for due, ran, _ in self._ticks
             if not any(start < ran and end > due for start, end in self._collections)
         ]
+        own = [max(0.0, ran - due - waited) * 1000 for due, ran, waited in self._ticks]
         return Lateness(
-            longest_step_cpu=LoopSteps.longest * 1000,
+            longest_steps=[(spent * 1000, what) for spent, what in LoopSteps.longest],
             worst=max(late, default=0.0),
             p99=percentile(late, 0.99),
             worst_apart_from_gc=max(apart, default=0.0),
+            worst_apart_from_core_waits=max(own, default=0.0),
+            p99_apart_from_core_waits=percentile(own, 0.99),
             full_collections=[(end - start) * 1000 for start, end in self._collections],
+            promoted=promoted,
         )
 
     def _on_collection(self, phase: str, info: dict[str, int]) -> None:
@@ -198,8 +281,37 @@ class Ticker:
         loop = asyncio.get_running_loop()
         while True:
             due = loop.time() + TICK
+            waited = _core_wait()
             await asyncio.sleep(TICK)
-            self._ticks.append((due, max(due, loop.time())))
+            self._ticks.append((due, max(due, loop.time()), _core_wait() - waited))
+
+
+def _core_wait() -> float:
+    """Seconds the loop's thread has waited for a core so far (Linux; 0.0 elsewhere).
+
+    The second field of the thread's `schedstat` is the time it spent runnable but not
+    running: on a shared machine, what other processes cost the loop, not the code on it.
+    """
+    try:
+        with Path("/proc/thread-self/schedstat").open(encoding="ascii") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def steady_heap() -> None:
+    """Collect the whole heap before a measured period, as in a Home Assistant that has run.
+
+    Python starts a full collection once the objects promoted since the last one exceed a
+    quarter of the old generation. Right after start-up, what Home Assistant's start-up
+    promoted is still pending, so a full collection is due whatever runs next; in a Home
+    Assistant that has run for a while full collections come at random moments, each after a
+    quarter of the heap was promoted. Starting each period from a collected heap measures what
+    the period itself does (its promotions are printed; a full collection it triggers still
+    counts), not when start-up's collection happens to fall.
+    """
+    if COLLECT_BEFORE_PERIODS:
+        gc.collect()
 
 
 @contextmanager
@@ -233,6 +345,7 @@ async def measure(size: int, workdir: Path, profile: Path | None) -> Figures:
             options={CONF_ESPHOME_COMMAND: fake_command_line()},
         )
         entry.add_to_hass(hass)
+        steady_heap()
         ticker.start()
         started = time.perf_counter()
         assert await hass.config_entries.async_setup(entry.entry_id)
@@ -246,6 +359,7 @@ async def measure(size: int, workdir: Path, profile: Path | None) -> Figures:
         await asyncio.sleep(IDLE_SECONDS)
         idle_lateness = await ticker.stop()
 
+        steady_heap()
         makespan, failed, bulk_lateness = await _bulk(hass, names, ticker, profile)
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_stop(force=True)
@@ -268,6 +382,10 @@ async def _bulk(
     uploads: dict[str, str] = {}
     done: asyncio.Future[None] = hass.loop.create_future()
 
+    # A callback: a plain function listener would run in the executor, a thread hand-off per
+    # event (1,000 of them in the step that queues a bulk of 500), which is the listener's
+    # cost, not the pipeline's.
+    @callback
     def on_job(event: Event[dict[str, Any]]) -> None:
         job = event.data
         if job["job_type"] == "upload" and job["status"] in TERMINAL:
@@ -330,7 +448,15 @@ def report(results: dict[int, Figures]) -> bool:
         print(
             f"  {figures.size}: full garbage collections during the bulk (ms): {pauses}; "
             f"worst lateness of the other ticks: {bulk.worst_apart_from_gc:.1f} ms; "
-            f"longest loop step apart from them: {bulk.longest_step_cpu:.1f} ms of processor time"
+            f"apart from waits for a core: {bulk.worst_apart_from_core_waits:.1f} ms worst, "
+            f"{bulk.p99_apart_from_core_waits:.1f} ms p99; "
+            f"longest loop step apart from collections: {bulk.longest_step_cpu:.1f} ms "
+            "of processor time"
+        )
+        print(
+            f"    objects promoted to the old generation: {bulk.promoted} "
+            f"({bulk.promoted / figures.size:.0f} per device); longest steps: "
+            + "; ".join(f"{spent:.1f} ms {what}" for spent, what in bulk.longest_steps)
         )
     ratio = largest.cost_per_device / smallest.cost_per_device
     ratio_ok = ratio <= COST_RATIO_TARGET
@@ -361,6 +487,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--profile", type=int, default=None, metavar="N")
+    parser.add_argument("--as-started", action="store_true", help="no collection before periods")
     arguments = parser.parse_args()
+    COLLECT_BEFORE_PERIODS = not arguments.as_started
     logging.basicConfig(level=logging.WARNING)
     sys.exit(asyncio.run(main(sorted(arguments.sizes), arguments.profile)))

@@ -5,9 +5,10 @@ task of the entry, rescan every `RESCAN_INTERVAL`, stop), the intake of engine e
 request facade that actions, buttons, the update entity and diagnostics use. Nothing else in
 the Home Assistant layer touches the engine.
 
-Push only: each status change fires `esphome_pipeline_job` at once, in order; then only the
-changed configuration's entities write state (`push.PushScheduler`). The whole snapshot is
-rebuilt for every entity only when configurations come or go, or the engine starts or ends.
+Push only: each status change fires `esphome_pipeline_job`, in order (a burst in slices of
+`job_events.JobEventFirer`); only the changed configuration's entities write state
+(`push.PushScheduler`); all of them only when configurations come or go, or the engine starts
+or ends.
 
 Requests that name configurations read the folder first, so a file saved a moment ago can be
 targeted, a deleted one cannot, and an install or compile is labelled with the fingerprint of
@@ -15,10 +16,9 @@ the file as it is now.
 
 Collaborators: `configurations.Configurations` (the folder, devices, issues),
 `announce.Announcer` (the event's data, one log line per job start and end),
-`installed.InstalledRecord` (installed fingerprints), `release.ReleaseRecorder` (what an
-installed build was made of), `device_truth.DeviceSurvey` (what each device runs),
-`auto_install.AutoInstaller` (when the option is on) and `snapshot.build_snapshot` (what the
-entities show).
+`installed.InstalledRecord`, `release.ReleaseRecorder` (what an installed build was made
+of), `device_truth.DeviceSurvey` (what each device runs), `auto_install.AutoInstaller` and
+`snapshot.build_snapshot` (what the entities show).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from .announce import PUSH_LOGGER, Announcer
 from .auto_install import AutoInstaller
 from .configurations import Configurations
-from .const import DOMAIN, EVENT_JOB, PORT_OTA, RESCAN_INTERVAL
+from .const import DOMAIN, PORT_OTA, RESCAN_INTERVAL
 from .device_truth import DeviceSurvey
 from .engine.events import EventKind, JobEvent
 from .engine.executors import Executor
@@ -50,6 +50,7 @@ from .engine.routing import Routing
 from .engine.streams import DEFAULT_MAX_LINES as MAX_LINES, JobStream
 from .installed import InstalledRecord
 from .issues import async_report_dropped_jobs
+from .job_events import JobEventFirer
 from .push import PushScheduler
 from .release import ReleaseRecorder
 from .snapshot import LatestJobs, PipelineSnapshot, build_snapshot, updated_snapshot
@@ -129,6 +130,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         self._announced: dict[str, JobStatus] = {}
         self._latest = LatestJobs()
         self._push = PushScheduler(hass, self._publish_changes)
+        self._job_events = JobEventFirer(hass)
         self._known_nodes: Mapping[str, NodeInfo] = {}
         self._published = False
         self._engine_running = False
@@ -201,6 +203,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self._job_events.flush()  # a burst's last events: fired, never dropped
         # Nothing watches the files once unloaded: their issues go (a setup raises them again).
         self._configurations.clear_issues()
         await self._engine.stop()
@@ -363,9 +366,9 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             return
         # The engine also reports `held` flips as status events; the HA event is promised
         # per status change, so it fires only when the status differs from the last one sent.
-        # Fired here, synchronously, in the engine's order: no coalescing ever touches it.
+        # Its data is taken here, in the engine's order; a burst fires in slices (job_events).
         if self._announced.get(job.job_id) is not job.status:
-            self.hass.bus.async_fire(EVENT_JOB, self._announcer.event_data(job))
+            self._job_events.fire(self._announcer.event_data(job))
             self._announcer.log(job)
             if job.is_terminal:
                 self._announced.pop(job.job_id, None)

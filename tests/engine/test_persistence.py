@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from enum import StrEnum
 import json
 import logging
 from pathlib import Path
@@ -10,11 +12,13 @@ from typing import Any
 import pytest
 
 from custom_components.esphome_pipeline.engine.models import (
+    OUTPUT_LINE_LIMIT,
     Job,
     JobStatus,
     JobType,
     Lane,
     ProcessRecord,
+    SkipReason,
 )
 from custom_components.esphome_pipeline.engine.persistence import (
     RESTART_MARKER,
@@ -76,8 +80,8 @@ async def test_file_store_failed_write_keeps_old_file(
     assert [entry.name for entry in tmp_path.iterdir()] == ["jobs.json"]
 
 
-def test_stored_forms_encode_a_finished_job_once() -> None:
-    """A save re-encodes only active jobs: a finished job's form is reused until it goes."""
+def test_stored_forms_encode_a_job_again_only_when_it_changed() -> None:
+    """A save reuses the form of every job that did not change since the last save."""
     finished = job("a.yaml", JobType.COMPILE, JobStatus.COMPLETED, finished_at=NOW)
     active = job("b.yaml", JobType.COMPILE, JobStatus.RUNNING)
     forms = StoredForms()
@@ -85,7 +89,7 @@ def test_stored_forms_encode_a_finished_job_once() -> None:
     assert first == [stored_form(finished), stored_form(active)]
     second = forms.forms([finished, active])
     assert second[0] is first[0]
-    assert second[1] is not first[1]
+    assert second[1] is first[1]
     # Touched again after all (never in the engine): encoded anew, not served stale.
     finished.output.append("late line")
     third = forms.forms([finished])
@@ -95,6 +99,56 @@ def test_stored_forms_encode_a_finished_job_once() -> None:
     assert forms.forms([]) == []
     again = Job.from_dict(finished.to_dict())
     assert forms.forms([again])[0] is not third[0]
+
+
+def _changed(value: object) -> object:
+    """Return a different value of the same kind (for every field a job has)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, StrEnum):
+        return next(member for member in type(value) if member is not value)
+    if isinstance(value, ProcessRecord):
+        return ProcessRecord(pid=value.pid + 1, start_time=value.start_time)
+    return f"{value}-changed"
+
+
+def test_stored_forms_see_every_change_of_a_job() -> None:
+    """Every field, a new line, a redrawn last line and dropped lines each make a new form."""
+    record = ProcessRecord(pid=7, start_time=8)
+    running = job(
+        "a.yaml", JobType.UPLOAD, JobStatus.RUNNING, progress=5, process=record, port="OTA"
+    )
+    running.skipped = SkipReason.UNCHANGED
+    running.exit_code = 0
+    forms = StoredForms()
+    for item in fields(Job):
+        if item.name == "output":
+            continue
+        before = forms.forms([running])[0]
+        setattr(running, item.name, _changed(getattr(running, item.name)))
+        after = forms.forms([running])[0]
+        assert after is not before, item.name
+        assert after == stored_form(running), item.name
+    changes = [
+        lambda: running.output.append("a line"),
+        lambda: running.output.append("a redraw", replace_last=True),
+        lambda: running.output.append("another line"),
+    ]
+    for change in changes:
+        before = forms.forms([running])[0]
+        change()
+        assert forms.forms([running])[0] == stored_form(running) != before
+    # The log is full: a new line drops the oldest, the length stays the same.
+    full = job("b.yaml", JobType.COMPILE, JobStatus.RUNNING)
+    for number in range(OUTPUT_LINE_LIMIT):
+        full.output.append(f"line {number}")
+    before = forms.forms([full])[0]
+    full.output.append("one more")
+    after = forms.forms([full])[0]
+    assert after == stored_form(full) != before
+    assert after["output"]["elided"] == 1
 
 
 def test_stored_form_bounds_finished_output() -> None:

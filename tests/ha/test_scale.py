@@ -6,25 +6,38 @@ import asyncio
 from typing import Any
 
 from homeassistant.core import Event, HomeAssistant, callback
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.esphome_pipeline import job_events
 from custom_components.esphome_pipeline.const import DOMAIN, EVENT_JOB
+from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
+from custom_components.esphome_pipeline.engine.persistence import stored_form
+from custom_components.esphome_pipeline.job_events import EVENTS_PER_STEP
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry
+from .conftest import coordinator_of, engine_of, setup_entry
 
 DEVICES = 24
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
+@pytest.mark.parametrize("events_per_step", [EVENTS_PER_STEP, 7])
 async def test_bulk_keeps_every_status_event_in_order(
-    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+    hass: HomeAssistant,
+    fake: FakeEsphome,
+    entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    events_per_step: int,
 ) -> None:
     """Many fast chains with progress: each job fires queued, running, completed, in order.
 
     The jobs change faster than a loop iteration and report progress on every line, so the
     entity pushes are coalesced and rate limited all the time; the bus events must not be.
+    With 7 events per loop iteration, the bulk's 48 `queued` events and what follows them are
+    fired in slices: still every one, in the engine's order.
     """
+    monkeypatch.setattr(job_events, "EVENTS_PER_STEP", events_per_step)
     names = [fake.add_config(f"node-{number:02d}") for number in range(DEVICES)]
     progress_lines = [f"[{percent:3d}%] Building src/main.cpp.o" for percent in range(0, 101, 5)]
     fake.behave("default", "compile", lines=progress_lines)
@@ -47,6 +60,24 @@ async def test_bulk_keeps_every_status_event_in_order(
                 all_done.set_result(None)
 
     unsubscribe = hass.bus.async_listen(EVENT_JOB, on_job)
+    # What the engine reported, in its order: each job's status changes (held flips left out).
+    engine_order: list[tuple[str, str]] = []
+    last_status: dict[str, str] = {}
+
+    def on_engine_event(event: JobEvent) -> None:
+        status = str(event.job.status)
+        if event.kind is EventKind.STATUS and last_status.get(event.job.job_id) != status:
+            last_status[event.job.job_id] = status
+            engine_order.append((event.job.job_id, status))
+
+    stop_watching = coordinator_of(entry).subscribe(on_engine_event)
+    bus_order: list[tuple[str, str]] = []
+
+    @callback
+    def on_bus_event(event: Event[dict[str, Any]]) -> None:
+        bus_order.append((event.data["job_id"], event.data["status"]))
+
+    stop_listening = hass.bus.async_listen(EVENT_JOB, on_bus_event)
     response = await hass.services.async_call(
         DOMAIN, "install", {"configuration": names}, blocking=True, return_response=True
     )
@@ -54,6 +85,9 @@ async def test_bulk_keeps_every_status_event_in_order(
         await all_done
     await hass.async_block_till_done()
     unsubscribe()
+    stop_watching()
+    stop_listening()
+    assert bus_order == engine_order
 
     assert response is not None
     chains: list[dict[str, Any]] = response["jobs"]  # type: ignore[assignment]
@@ -89,6 +123,12 @@ async def test_bulk_keeps_every_status_event_in_order(
     assert hass.states.get("sensor.esphome_pipeline_esphome_queue_depth").state == "0"
     assert hass.states.get("sensor.esphome_pipeline_esphome_compile_lane").state == "idle"
     assert hass.states.get("sensor.esphome_pipeline_esphome_upload_lane").state == "idle"
+    # Saves reuse the stored form of every job that did not change: after all these changes,
+    # what the store holds is still each job exactly as it is now.
+    await engine_of(entry).flush()
+    stored = await coordinator.store.load()
+    assert stored is not None
+    assert stored["jobs"] == [stored_form(job) for job in coordinator.jobs()]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -3,8 +3,8 @@
 Owns: `JobStore` (load all / save all, atomic) and the layout of what it holds (`stored_state`,
 `split_stored`), `FileJobStore` for use outside Home Assistant,
 the stored form of a job (`stored_form`: what is written, and what the in-memory state is
-compared with; `StoredForms` computes a finished job's form once), the restore rules
-applied on start (`restore`), and history pruning (`prune`).
+compared with; `StoredForms` computes a job's form again only when the job changed), the
+restore rules applied on start (`restore`), and history pruning (`prune`).
 
 Restore trusts nothing it reads: whatever the store holds (any JSON, of any shape), it returns
 the usable jobs and drops the rest, counted by reason (`DroppedJobs`), with one warning.
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import json
 import logging
+from operator import attrgetter
 import os
 from pathlib import Path
 import tempfile
@@ -143,42 +144,50 @@ def stored_form(job: Job) -> dict[str, Any]:
 
 
 class StoredForms:
-    """The stored forms of a table's jobs, each finished job's form computed once.
+    """The stored forms of a table's jobs, each computed again only when its job changed.
 
-    A finished job never changes again, and a long history is mostly finished jobs with their
-    output: without this, every save re-encodes all of them, so a save's cost would grow with
-    the history instead of with what changed. Active jobs are encoded at every save.
+    A save runs after every change of the table, and a bulk of 500 devices keeps a thousand
+    jobs active for minutes. Without this, every save re-encoded every job: its cost grew with
+    the table, and the thousands of new dicts and lists of each snapshot lived until the next
+    save, long enough for Python's young collections to move them into the old generation,
+    which brought the next full collection (a pause of the whole loop) nearer. A finished
+    job's form, and a queued job's, never change again until the job does.
     """
 
-    __slots__ = ("_finished",)
+    __slots__ = ("_forms",)
 
     def __init__(self) -> None:
         """Start with nothing cached."""
-        self._finished: dict[str, tuple[Job, tuple[object, ...], dict[str, Any]]] = {}
+        self._forms: dict[str, tuple[Job, tuple[object, ...], dict[str, Any]]] = {}
 
     def forms(self, jobs: Iterable[Job]) -> list[dict[str, Any]]:
         """Return the stored form of each job, in order; forget jobs that are gone."""
         forms: list[dict[str, Any]] = []
         cached: dict[str, tuple[Job, tuple[object, ...], dict[str, Any]]] = {}
         for job in jobs:
-            if not job.is_terminal:
-                forms.append(stored_form(job))
-                continue
-            # A cheap guard, should a finished job ever be touched again: then it is re-encoded.
-            key = (
-                job.status,
-                job.finished_at,
-                job.process,
-                job.output.elided,
-                len(job.output.lines),
-            )
-            entry = self._finished.get(job.job_id)
+            key = _form_key(job)
+            entry = self._forms.get(job.job_id)
             if entry is None or entry[0] is not job or entry[1] != key:
                 entry = (job, key, stored_form(job))
             cached[job.job_id] = entry
             forms.append(entry[2])
-        self._finished = cached
+        self._forms = cached
         return forms
+
+
+_JOB_FIELDS: Final = attrgetter(*(item.name for item in fields(Job) if item.name != "output"))
+"""Every field of a job but its log, as a tuple (each holds a value that is replaced, never
+changed in place: strings, numbers, enums, a frozen `ProcessRecord`)."""
+
+
+def _form_key(job: Job) -> tuple[object, ...]:
+    """Return what a job's stored form is made of, cheaply comparable with an earlier key.
+
+    The log only grows at its end, drops its oldest lines (counted in `elided`) or redraws its
+    last line, so its length, `elided` and last line tell whether it changed.
+    """
+    lines = job.output.lines
+    return (_JOB_FIELDS(job), job.output.elided, len(lines), lines[-1] if lines else None)
 
 
 @dataclass(slots=True)
