@@ -26,7 +26,7 @@ from homeassistant.helpers import device_registry as dr
 from .const import DOMAIN, PORT_OTA
 from .discovery import ScanResult, scan_config_dir
 from .engine.fingerprint import Fingerprinter, NodeInfo
-from .engine.input_rules import check_configuration_file
+from .engine.input_rules import check_configuration_file, check_serial_port
 from .helpers import invalid_input
 from .issues import async_clear_unreadable, async_report_unreadable
 
@@ -106,6 +106,15 @@ class Configurations:
         if port == PORT_OTA and node is not None and node.platform == HOST_PLATFORM:
             return HOST_PLATFORM_PORT
         return port
+
+    async def async_by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
+        """Check `port` (a serial device must be a TTY: checked off the loop), then group the
+        configurations by the port each is really reached on (`effective_port`)."""
+        port = await self._hass.async_add_executor_job(check_serial_port, port)
+        groups: dict[str, list[str]] = {}
+        for name in configurations:
+            groups.setdefault(self.effective_port(name, port), []).append(name)
+        return groups
 
     async def async_targets(self, configurations: Sequence[str]) -> list[str]:
         """Rescan, then return the named configurations once each, in order.

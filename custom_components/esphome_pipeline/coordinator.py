@@ -44,7 +44,6 @@ from .engine.events import EventKind, JobEvent
 from .engine.executors import Executor
 from .engine.fingerprint import Fingerprinter, NodeInfo
 from .engine.firmware import FirmwareEngine, InstallChain
-from .engine.input_rules import check_serial_port
 from .engine.models import Job, JobStatus, QueueStatus
 from .engine.routing import Routing
 from .engine.streams import DEFAULT_MAX_LINES as MAX_LINES, JobStream
@@ -254,17 +253,13 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """
         return await self._configurations.async_targets(configurations)
 
-    async def _async_port(self, port: str) -> str:
-        """Return the validated port; a serial device must be a TTY here (checked off-loop)."""
-        return await self.hass.async_add_executor_job(check_serial_port, port)
-
     async def async_install(
         self, configurations: Sequence[str], *, port: str = PORT_OTA, force: bool = False
     ) -> list[InstallChain]:
         """Rescan, then queue install chains labelled with the current fingerprints."""
         names = await self.async_targets(configurations)
         chains: list[InstallChain] = []
-        for group_port, group in self._by_port(names, await self._async_port(port)).items():
+        for group_port, group in (await self._configurations.async_by_port(names, port)).items():
             chains += await self._engine.install(
                 group,
                 port=group_port,
@@ -288,7 +283,7 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Rescan, then queue uploads of the current builds."""
         names = await self.async_targets(configurations)
         jobs: list[Job] = []
-        for group_port, group in self._by_port(names, await self._async_port(port)).items():
+        for group_port, group in (await self._configurations.async_by_port(names, port)).items():
             jobs += await self._engine.upload(group, port=group_port, force=force)
         return jobs
 
@@ -346,12 +341,6 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
     def open_stream(self, *, job_id: str | None = None, max_lines: int = MAX_LINES) -> JobStream:
         """Return a bounded, coalescing stream of job events (of one job, or all); close it."""
         return self._engine.open_stream(job_id=job_id, max_lines=max_lines)
-
-    def _by_port(self, configurations: Sequence[str], port: str) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
-        for name in configurations:
-            groups.setdefault(self._configurations.effective_port(name, port), []).append(name)
-        return groups
 
     # -------------------------------------------------------------------- engine events
 
