@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,7 +36,12 @@ from .device.build_records import (
     read_api_endpoint,
     read_build_identity,
 )
-from .device.native_api import NewBuildNotSeenError, wait_for_build
+from .device.native_api import (
+    PROOF_INTERVAL,
+    QUERY_TIMEOUT,
+    DeviceTruth,
+    device_truth,
+)
 from .device.presence import device_answers
 from .executors import Executor, JobSink
 from .input_rules import OTA_PORT
@@ -114,13 +118,12 @@ async def locate_in_executor(data_dir: Path, job: Job) -> UploadTarget | str:
 
 
 Presence = Callable[[ApiEndpoint], Awaitable[bool]]
-Prover = Callable[[ApiEndpoint, BuildIdentity, float], Awaitable[Any]]
-"""Waits (at most the given seconds) until the device runs the build; raises
-NewBuildNotSeenError when it does not."""
+DeviceAsker = Callable[[ApiEndpoint, BuildIdentity, float], Awaitable[DeviceTruth]]
+"""Asks the device (within the given seconds) whether it runs the build."""
 
 
-async def _prove(endpoint: ApiEndpoint, build: BuildIdentity, within: float) -> Any:
-    return await wait_for_build(endpoint, build, within=within)
+async def _ask(endpoint: ApiEndpoint, build: BuildIdentity, within: float) -> DeviceTruth:
+    return await device_truth(endpoint, build, wait_seconds=within)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -135,7 +138,7 @@ class NetworkUploads:
     data_dir: Path | None = None
     """ESPHome's data folder (build records); None: `<config_dir>/.esphome`."""
     presence: Presence = device_answers
-    prove: Prover = _prove
+    ask: DeviceAsker = _ask
 
     def data_folder(self, config_dir: Path) -> Path:
         """ESPHome's data folder for the configurations in `config_dir`."""
@@ -152,7 +155,7 @@ class ProvenUpload:
         self._proof_timeout = settings.proof_timeout
         self._retry_delay = settings.retry_delay
         self._presence = settings.presence
-        self._prove = settings.prove
+        self._ask = settings.ask
 
     async def run(self, running: RunningJob, sink: JobSink) -> Outcome:
         """Run an upload as the module docstring says; anything else as `inner` does."""
@@ -198,7 +201,10 @@ class ProvenUpload:
         if running.stop_requested():
             return running.stopped_outcome()
         running.prepare_retry()
-        return await self._inner.run(running, sink)
+        retried = await self._inner.run(running, sink)
+        if retried.status is JobStatus.FAILED and retried.error is not None:
+            return replace(retried, error=f"{retried.error} (retried once)")
+        return retried
 
     async def _proof(
         self, running: RunningJob, sink: JobSink, target: UploadTarget, uploaded: Outcome
@@ -216,17 +222,27 @@ class ProvenUpload:
             f"— waiting for the device to come back with {target.build.describe()} "
             f"(at most {self._proof_timeout:g} s) —",
         )
-        try:
-            await _unless_stopped(
-                running, self._prove(target.endpoint, target.build, self._proof_timeout)
-            )
-        except NewBuildNotSeenError as err:
-            _say(sink, job, f"— {err} —")
-            return Outcome(status=JobStatus.FAILED, exit_code=uploaded.exit_code, error=str(err))
-        if running.stop_requested():
-            return running.stopped_outcome(exit_code=uploaded.exit_code)
-        _say(sink, job, f"— proven: the device runs {target.build.describe()} —")
-        return uploaded
+        # The proof loop of `native_api.wait_for_build`, asking whether to stop between tries:
+        # the native API client turns a cancellation into its own error, so cancelling a
+        # question does not stop a loop around it.
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._proof_timeout
+        while True:
+            within = min(QUERY_TIMEOUT, max(end - loop.time(), 0.1))
+            truth = await _unless_stopped(running, self._ask(target.endpoint, target.build, within))
+            if truth is None or running.stop_requested():
+                return running.stopped_outcome(exit_code=uploaded.exit_code)
+            if truth.runs_build:
+                _say(sink, job, f"— proven: the device runs {target.build.describe()} —")
+                return uploaded
+            if loop.time() + PROOF_INTERVAL >= end:
+                error = (
+                    "the device did not come back with the new firmware within "
+                    f"{self._proof_timeout:g} s ({truth.summary})"
+                )
+                _say(sink, job, f"— {error} —")
+                return Outcome(status=JobStatus.FAILED, exit_code=uploaded.exit_code, error=error)
+            await _unless_stopped(running, asyncio.sleep(PROOF_INTERVAL))
 
 
 async def _unless_stopped[T](running: RunningJob, work: Awaitable[T]) -> T | None:
@@ -242,10 +258,16 @@ async def _unless_stopped[T](running: RunningJob, work: Awaitable[T]) -> T | Non
         stop.cancel()
     if task.done():
         return task.result()
+    # Not awaited: a library that swallows the cancellation must not keep the job running.
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    task.add_done_callback(_forget)
     return None
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Retrieve a cancelled helper's end, so nothing is reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _say(sink: JobSink, job: Job, line: str) -> None:
