@@ -22,9 +22,11 @@ from .const import (
     CONF_COMPILE_WORKERS,
     CONF_CONFIG_DIR,
     CONF_ESPHOME_COMMAND,
+    CONF_PROOF_TIMEOUT,
     CONF_UPLOAD_SLOTS,
     DEFAULT_AUTO_INSTALL_ON_CHANGE,
     DEFAULT_COMPILE_WORKERS,
+    DEFAULT_PROOF_TIMEOUT,
     DEFAULT_UPLOAD_SLOTS,
     DOMAIN,
 )
@@ -34,6 +36,7 @@ from .coordinator import (
     PipelineCoordinator,
 )
 from .engine.firmware import FirmwareEngine
+from .engine.upload_proof import NetworkUploads
 from .entity import hub_device_info
 from .frontend import async_register_card
 from .issues import (
@@ -102,6 +105,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         store=store,
         compile_workers=entry.options.get(CONF_COMPILE_WORKERS, DEFAULT_COMPILE_WORKERS),
         upload_slots=entry.options.get(CONF_UPLOAD_SLOTS, DEFAULT_UPLOAD_SLOTS),
+        network_uploads=NetworkUploads(
+            proof_timeout=entry.options.get(CONF_PROOF_TIMEOUT, DEFAULT_PROOF_TIMEOUT)
+        ),
     )
     coordinator = PipelineCoordinator(
         hass,

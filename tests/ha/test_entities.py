@@ -68,6 +68,7 @@ async def test_install_button_runs_chain(
         **hass.states.get("sensor.kitchen_upload").attributes,
         "job_id": upload_job.job_id,
         "held": True,
+        "held_reason": "waiting for its compile",
     }
     assert hass.states.get("update.kitchen_firmware").attributes["in_progress"] is True
     await wait_for_status(hass, entry, compile_job.job_id, "running")
@@ -103,7 +104,7 @@ async def test_install_button_runs_chain(
     ]
     assert set(events[0].data) == {
         "job_id", "configuration", "job_type", "status", "lane", "depends_on", "held",
-        "source", "peer", "port", "progress", "skipped", "exit_code", "error",
+        "held_reason", "source", "peer", "port", "progress", "skipped", "exit_code", "error",
         "created_at", "started_at", "finished_at", "device_id",
     }  # fmt: skip
 
@@ -230,6 +231,7 @@ async def test_entity_of_removed_configuration(
         "error": None,
         "cancel_reason": None,
         "held": False,
+        "held_reason": None,
     }
     assert sensor.available is False
     cancel = components["button"].get_entity("button.kitchen_cancel")
