@@ -148,6 +148,15 @@ class EngineMachine(RuleBasedStateMachine):
             return DeviceTruth(verdict=Verdict.UNREACHABLE, summary="offline")
         return DeviceTruth(verdict=Verdict.RUNS_THIS_BUILD, summary="runs it")
 
+    def _nothing_moves(self) -> bool:
+        """Idle, or every active job is an upload waiting for an offline device."""
+        return all(
+            job.status is JobStatus.QUEUED
+            and job.waiting_for_device
+            and API_PORT + CONFIGURATIONS.index(job.configuration) in self.offline
+            for job in self.live.jobs(statuses=[JobStatus.QUEUED, JobStatus.RUNNING])
+        )
+
     def _remember(self, job_ids: list[str]) -> None:
         self.known_ids += job_ids
 
@@ -239,12 +248,12 @@ class EngineMachine(RuleBasedStateMachine):
                 nonlocal seen
                 if event.kind is EventKind.STATUS:
                     seen += 1
-                    if (seen >= changes or engine.queue_status().idle) and not changed.done():
+                    if (seen >= changes or self._nothing_moves()) and not changed.done():
                         changed.set_result(None)
 
             unsubscribe = engine.subscribe(on_event)
             try:
-                if not engine.queue_status().idle:
+                if not self._nothing_moves():
                     await changed
             finally:
                 unsubscribe()
