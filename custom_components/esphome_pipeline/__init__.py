@@ -25,9 +25,11 @@ from .const import (
     CONF_COMPILE_WORKERS,
     CONF_CONFIG_DIR,
     CONF_ESPHOME_COMMAND,
+    CONF_PROOF_TIMEOUT,
     CONF_UPLOAD_SLOTS,
     DEFAULT_AUTO_INSTALL_ON_CHANGE,
     DEFAULT_COMPILE_WORKERS,
+    DEFAULT_PROOF_TIMEOUT,
     DEFAULT_UPLOAD_SLOTS,
     DOMAIN,
 )
@@ -38,6 +40,7 @@ from .coordinator import (
 )
 from .engine.fingerprint import Fingerprinter
 from .engine.firmware import FirmwareEngine
+from .engine.upload_proof import NetworkUploads
 from .entity import hub_device_info
 from .frontend import async_register_card
 from .issues import (
@@ -111,6 +114,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         compile_workers=entry.options.get(CONF_COMPILE_WORKERS, DEFAULT_COMPILE_WORKERS),
         upload_slots=entry.options.get(CONF_UPLOAD_SLOTS, DEFAULT_UPLOAD_SLOTS),
         skip_checks=skip_checks(Path(folder), fingerprinter, device_asker(hass)),
+        network_uploads=NetworkUploads(
+            proof_timeout=entry.options.get(CONF_PROOF_TIMEOUT, DEFAULT_PROOF_TIMEOUT)
+        ),
     )
     coordinator = PipelineCoordinator(
         hass,

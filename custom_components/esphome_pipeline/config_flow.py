@@ -50,16 +50,19 @@ from .const import (
     CONF_ESPHOME_VERSION,
     CONF_ESPHOME_VERSION_POLICY,
     CONF_MANAGED_ESPHOME,
+    CONF_PROOF_TIMEOUT,
     CONF_UPLOAD_SLOTS,
     DEFAULT_AUTO_INSTALL_ON_CHANGE,
     DEFAULT_BUILD_ON,
     DEFAULT_COMPILE_WORKERS,
     DEFAULT_CONFIG_SUBDIR,
     DEFAULT_ESPHOME_VERSION_POLICY,
+    DEFAULT_PROOF_TIMEOUT,
     DEFAULT_UPLOAD_SLOTS,
     DOMAIN,
     MANAGED_ESPHOME_VERSION,
     MAX_COMPILE_WORKERS,
+    MAX_PROOF_TIMEOUT,
     MAX_UPLOAD_SLOTS,
     TITLE,
 )
@@ -300,6 +303,9 @@ class EsphomePipelineOptionsFlow(OptionsFlow):
                         CONF_COMPILE_WORKERS: int(user_input[CONF_COMPILE_WORKERS]),
                         CONF_UPLOAD_SLOTS: int(user_input[CONF_UPLOAD_SLOTS]),
                         CONF_AUTO_INSTALL_ON_CHANGE: bool(user_input[CONF_AUTO_INSTALL_ON_CHANGE]),
+                        CONF_PROOF_TIMEOUT: int(
+                            user_input.get(CONF_PROOF_TIMEOUT, DEFAULT_PROOF_TIMEOUT)
+                        ),
                         CONF_BUILD_ON: user_input.get(CONF_BUILD_ON, DEFAULT_BUILD_ON),
                         CONF_ESPHOME_VERSION_POLICY: user_input.get(
                             CONF_ESPHOME_VERSION_POLICY, DEFAULT_ESPHOME_VERSION_POLICY
@@ -331,6 +337,15 @@ def _options_schema() -> vol.Schema:
                 )
             ),
             vol.Required(CONF_AUTO_INSTALL_ON_CHANGE): selector.BooleanSelector(),
+            vol.Optional(CONF_PROOF_TIMEOUT): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=MAX_PROOF_TIMEOUT,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
             vol.Optional(CONF_BUILD_ON): _choice(CONF_BUILD_ON, [str(item) for item in BuildOn]),
             vol.Optional(CONF_ESPHOME_VERSION_POLICY): _choice(
                 CONF_ESPHOME_VERSION_POLICY, [str(item) for item in VersionPolicy]
@@ -347,6 +362,7 @@ def _current_options(options: Mapping[str, Any]) -> dict[str, Any]:
         CONF_AUTO_INSTALL_ON_CHANGE: options.get(
             CONF_AUTO_INSTALL_ON_CHANGE, DEFAULT_AUTO_INSTALL_ON_CHANGE
         ),
+        CONF_PROOF_TIMEOUT: options.get(CONF_PROOF_TIMEOUT, DEFAULT_PROOF_TIMEOUT),
         CONF_BUILD_ON: options.get(CONF_BUILD_ON, DEFAULT_BUILD_ON),
         CONF_ESPHOME_VERSION_POLICY: options.get(
             CONF_ESPHOME_VERSION_POLICY, DEFAULT_ESPHOME_VERSION_POLICY

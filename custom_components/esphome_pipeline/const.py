@@ -17,6 +17,7 @@ CONF_UPLOAD_SLOTS: Final = "upload_slots"
 CONF_AUTO_INSTALL_ON_CHANGE: Final = "auto_install_on_change"
 CONF_BUILD_ON: Final = "build_on"
 CONF_ESPHOME_VERSION_POLICY: Final = "esphome_version_policy"
+CONF_PROOF_TIMEOUT: Final = "proof_timeout"
 CONF_MANAGED_ESPHOME: Final = "managed_esphome"
 """Entry data: the ESPHome version the integration installed for the entry (absent: none)."""
 CONF_ESPHOME_VERSION: Final = "esphome_version"
@@ -28,6 +29,8 @@ DEFAULT_UPLOAD_SLOTS: Final = 4
 DEFAULT_AUTO_INSTALL_ON_CHANGE: Final = False
 DEFAULT_BUILD_ON: Final = "local_and_peers"
 DEFAULT_ESPHOME_VERSION_POLICY: Final = "any"
+DEFAULT_PROOF_TIMEOUT: Final = 60
+MAX_PROOF_TIMEOUT: Final = 600
 MAX_COMPILE_WORKERS: Final = 16
 MAX_UPLOAD_SLOTS: Final = 32
 

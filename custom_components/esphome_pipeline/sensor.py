@@ -2,7 +2,8 @@
 
 Each sensor reads its values through its description's functions: a job sensor picks its job
 out of the configuration's state (`job_fn`) and shows its status (`idle` when there is none;
-`waiting` for an upload held behind its compile or the build gate), with ESPHome's message or
+`waiting` for an upload held behind its compile, the build gate or its offline device, and
+why in `held_reason`), with ESPHome's message or
 the cancel reason in its attributes. The `last_error` sensor shows that message as its state.
 A hub sensor reads the snapshot's view of the queue (`value_fn`, `attributes_fn`).
 """
@@ -158,6 +159,7 @@ JOB_SENSORS: Final = (
         attributes_fn=lambda job: {
             **_job_attributes(job),
             "held": False if job is None else job.held,
+            "held_reason": None if job is None else job.held_reason,
         },
     ),
     JobSensorEntityDescription(

@@ -19,6 +19,7 @@ from typing import Any
 
 from .engine.fingerprint import NodeInfo
 from .engine.models import Job, JobStatus, JobType, Lane, QueueStatus
+from .engine.state import HELD_DEVICE_OFFLINE
 from .outcomes import cancel_reason, error_message
 
 COMPILE_SHARE = 0.8
@@ -37,6 +38,9 @@ class JobView:
     status: JobStatus
     progress: int | None
     held: bool
+    held_reason: str | None = None
+    """Why a held job waits (the engine's `Job.held_reason`): its compile, the build
+    environment, or its device being offline."""
     error: str | None = None
     """What went wrong, as people read it (ESPHome's message, or why it was cancelled)."""
     cancel_reason: str | None = None
@@ -53,6 +57,7 @@ class JobView:
             status=job.status,
             progress=job.progress,
             held=job.held,
+            held_reason=job.held_reason,
             error=error_message(job.status, job.error),
             cancel_reason=cancel_reason(job.status, job.error),
             finished_at=job.finished_at,
@@ -284,7 +289,8 @@ def install_progress(
     upload: Job | None, job_by_id: Callable[[str], Job | None]
 ) -> tuple[bool, int | None]:
     """Return (in progress, percentage) of a configuration's latest upload and its compile."""
-    if upload is None or upload.is_terminal:
+    if upload is None or upload.is_terminal or upload.held_reason == HELD_DEVICE_OFFLINE:
+        # Waiting for a device that is offline is no install in progress: it may take days.
         return False, None
     compile_job = job_by_id(upload.depends_on) if upload.depends_on else None
     if compile_job is None:

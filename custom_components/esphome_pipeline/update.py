@@ -28,6 +28,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import EsphomePipelineConfigEntry, PipelineCoordinator
 from .device_runs import RunningBuild
+from .engine.state import HELD_DEVICE_OFFLINE
 from .entity import ConfigurationEntity, async_add_configuration_entities
 from .esphome_update import ManagedEsphomeUpdateEntity
 from .helpers import engine_error_handler
@@ -119,7 +120,15 @@ class FirmwareUpdateEntity(ConfigurationEntity, UpdateEntity):
 
     @property
     def release_summary(self) -> str | None:
-        """Return what changed since the installed build (None when it is current)."""
+        """Return what changed since the installed build (None when it is current).
+
+        While the install waits for its offline device, that comes first.
+        """
+        state = self.state_of_configuration
+        upload = None if state is None else state.upload
+        if upload is not None and upload.waiting and upload.held_reason == HELD_DEVICE_OFFLINE:
+            waiting = f"waiting: {upload.held_reason}"
+            return waiting if self._summary is None else f"{waiting}\n\n{self._summary}"
         return self._summary
 
     async def async_added_to_hass(self) -> None:

@@ -6,11 +6,15 @@ import pytest
 
 from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType, Lane
 from custom_components.esphome_pipeline.engine.state import (
+    HELD_BY_BUILD_GATE,
+    HELD_DEVICE_OFFLINE,
+    HELD_FOR_PREREQUISITE,
     PREREQUISITE_INCOMPLETE,
     JobTable,
     Prerequisite,
     broken_dependents,
     build_gate_closed,
+    hold_reason,
     lane_for,
     next_compile_lane_job,
     next_upload_job,
@@ -20,6 +24,7 @@ from custom_components.esphome_pipeline.engine.state import (
     should_hold,
     superseded_by,
     upload_device,
+    waiting_for_device,
 )
 
 from .conftest import job
@@ -102,6 +107,28 @@ def test_build_gate_and_held() -> None:
     assert should_hold(upload, table)
     # Only queued uploads are ever held.
     assert not should_hold(other_clean, table)
+
+
+def test_hold_reasons_in_order() -> None:
+    """Prerequisite first, then the build gate, then the offline device; none: it may run."""
+    compile_job = job("a.yaml", JobType.COMPILE, JobStatus.RUNNING)
+    upload = job("a.yaml", JobType.UPLOAD, depends_on=compile_job.job_id)
+    upload.waiting_for_device = True
+    clean = job("a.yaml", JobType.CLEAN)
+    table = JobTable([compile_job, upload, clean])
+    assert hold_reason(upload, table) == HELD_FOR_PREREQUISITE
+    _finish(compile_job)
+    assert hold_reason(upload, table) == HELD_BY_BUILD_GATE
+    _finish(clean)
+    assert refresh_held(table) == [upload]
+    assert (upload.held, upload.held_reason) == (True, HELD_DEVICE_OFFLINE)
+    assert waiting_for_device(table) == [upload]
+    assert next_upload_job(table, 4) is None
+    upload.waiting_for_device = False
+    assert refresh_held(table) == [upload]
+    assert (upload.held, upload.held_reason) == (False, None)
+    assert next_upload_job(table, 4) is upload
+    assert hold_reason(compile_job, table) is None
 
 
 def test_supersede_keeps_own_chain_and_history() -> None:

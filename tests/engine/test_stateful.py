@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+import json
 from pathlib import Path
 import shutil
 import tempfile
@@ -32,6 +33,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from custom_components.esphome_pipeline.engine.device.build_records import (
+    ApiEndpoint,
+    BuildIdentity,
+)
+from custom_components.esphome_pipeline.engine.device.native_api import DeviceTruth, Verdict
 from custom_components.esphome_pipeline.engine.errors import UnknownJobError
 from custom_components.esphome_pipeline.engine.events import EventKind, JobEvent
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
@@ -41,6 +47,8 @@ from custom_components.esphome_pipeline.engine.persistence import (
     split_stored,
     stored_form,
 )
+from custom_components.esphome_pipeline.engine.state import HELD_DEVICE_OFFLINE
+from custom_components.esphome_pipeline.engine.upload_proof import NetworkUploads
 from tests.fakes import FakeEsphome, fake_cli
 
 from .conftest import (
@@ -53,6 +61,8 @@ from .conftest import (
 )
 
 CONFIGURATIONS = ("a.yaml", "b.yaml", "c.yaml")
+API_PORT = 16050
+"""The first device's native API port (never connected to: presence is simulated here)."""
 PORTS = ("OTA", "10.0.0.9")
 COMPILE_WORKERS = 1
 UPLOAD_SLOTS = 2
@@ -72,8 +82,15 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="engine-machine-"))
         self.fake = FakeEsphome(self.directory / "config")
-        for name in CONFIGURATIONS:
+        storage = self.fake.config_dir / ".esphome" / "storage"
+        storage.mkdir(parents=True)
+        for port, name in enumerate(CONFIGURATIONS, start=API_PORT):
             self.fake.add_config(name)
+            # Each device has a native API (its port tells the devices apart).
+            validated = {"config": {"api": {"port": port}}}
+            (storage / f"{name}.validated.json").write_text(json.dumps(validated))
+        self.offline: set[int] = set()
+        """The API ports of the devices that do not answer now."""
         for subcommand in ("compile", "upload", "clean", "clean-all"):
             self.fake.behave("default", subcommand, duration=0.05)
         self.store_path = self.directory / "jobs.json"
@@ -100,6 +117,9 @@ class EngineMachine(RuleBasedStateMachine):
             compile_workers=COMPILE_WORKERS,
             upload_slots=UPLOAD_SLOTS,
             history_limit=20,
+            network_uploads=NetworkUploads(
+                poll_interval=0.05, presence=self._answers, ask=self._runs_build
+            ),
         )
         engine.subscribe(self._record)
         await engine.load()
@@ -116,6 +136,26 @@ class EngineMachine(RuleBasedStateMachine):
     def live(self) -> FirmwareEngine:
         assert self.engine is not None
         return self.engine
+
+    async def _answers(self, endpoint: ApiEndpoint) -> bool:
+        return endpoint.port not in self.offline
+
+    async def _runs_build(
+        self, endpoint: ApiEndpoint, build: BuildIdentity, _within: float
+    ) -> DeviceTruth:
+        # A device that answers took the build (the proof itself has its own tests).
+        if endpoint.port in self.offline:
+            return DeviceTruth(verdict=Verdict.UNREACHABLE, summary="offline")
+        return DeviceTruth(verdict=Verdict.RUNS_THIS_BUILD, summary="runs it")
+
+    def _nothing_moves(self) -> bool:
+        """Idle, or every active job is an upload waiting for an offline device."""
+        return all(
+            job.status is JobStatus.QUEUED
+            and job.waiting_for_device
+            and API_PORT + CONFIGURATIONS.index(job.configuration) in self.offline
+            for job in self.live.jobs(statuses=[JobStatus.QUEUED, JobStatus.RUNNING])
+        )
 
     def _remember(self, job_ids: list[str]) -> None:
         self.known_ids += job_ids
@@ -208,12 +248,12 @@ class EngineMachine(RuleBasedStateMachine):
                 nonlocal seen
                 if event.kind is EventKind.STATUS:
                     seen += 1
-                    if (seen >= changes or engine.queue_status().idle) and not changed.done():
+                    if (seen >= changes or self._nothing_moves()) and not changed.done():
                         changed.set_result(None)
 
             unsubscribe = engine.subscribe(on_event)
             try:
-                if not engine.queue_status().idle:
+                if not self._nothing_moves():
                     await changed
             finally:
                 unsubscribe()
@@ -254,8 +294,19 @@ class EngineMachine(RuleBasedStateMachine):
             assert job.status is JobStatus.QUEUED
             assert job.process is None
 
+    @rule(name=configurations)
+    def device_goes_offline(self, name: str) -> None:
+        self.offline.add(API_PORT + CONFIGURATIONS.index(name))
+
+    @rule(name=configurations, announced=st.booleans())
+    def device_comes_back(self, name: str, announced: bool) -> None:
+        self.offline.discard(API_PORT + CONFIGURATIONS.index(name))
+        if announced and self.engine is not None:
+            self.live.device_seen(name)
+
     @rule()
     def drain(self) -> None:
+        self.offline.clear()  # held uploads wait for their devices: bring them all back
         self.run(wait_until_idle(self.live))
         assert all(job.is_terminal for job in self.live.jobs())
 
@@ -321,6 +372,16 @@ class EngineMachine(RuleBasedStateMachine):
                 )
 
     @invariant()
+    def offline_uploads_are_held_with_the_reason(self) -> None:
+        if self.engine is None:
+            return
+        for job in self.live.jobs(statuses=[JobStatus.QUEUED]):
+            if job.waiting_for_device:
+                assert job.held
+                assert job.held_reason in (HELD_DEVICE_OFFLINE, "build environment busy")
+            assert job.held is (job.held_reason is not None) or job.job_type is not JobType.UPLOAD
+
+    @invariant()
     def store_matches_memory(self) -> None:
         if self.engine is None:
             return
@@ -337,6 +398,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
+            self.offline.clear()
             if self.engine is not None:
                 self.run(wait_until_idle(self.live))
                 assert all(job.is_terminal for job in self.live.jobs())

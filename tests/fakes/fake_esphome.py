@@ -32,7 +32,9 @@ does not hold the pipe: its output goes to /dev/null), `wait_for_file` (a path r
 config_dir; the process blocks until it exists), `flash_first` (upload: "flash" before any
 output, like an OTA that completes before the success line is printed) and
 `exit_on_broken_pipe` (a write to a stdout nobody reads any more ends the process with exit
-code 1, as the real CLI does; its `end` event says `broken_pipe: true`).
+code 1, as the real CLI does; its `end` event says `broken_pipe: true`) and `fail_first`
+(a number N: only the first N invocations of the subcommand for the configuration behave as
+configured; later ones behave as by default, for a retry that succeeds).
 
 Every invocation appends JSON lines to `<config_dir>/.fake_esphome_calls.jsonl`: a `start`
 event written before any waiting (so a test knows the process runs), a `grandchild` event when
@@ -136,6 +138,27 @@ class Invocation:
         self.behaviour = self._load_behaviour()
 
     def _load_behaviour(self) -> dict[str, Any]:
+        behaviour = self._configured_behaviour()
+        fail_first = behaviour.get("fail_first")
+        if fail_first is not None and self._earlier_invocations() >= int(fail_first):
+            return {}
+        return behaviour
+
+    def _earlier_invocations(self) -> int:
+        """How many invocations of this subcommand for this configuration started before."""
+        try:
+            lines = (self.config_dir or Path()).joinpath(CALLS_FILE).read_text("utf-8")
+        except FileNotFoundError:
+            return 0
+        return sum(
+            1
+            for line in lines.splitlines()
+            if (call := json.loads(line))["event"] == "start"
+            and call["subcommand"] == self.subcommand
+            and call["configuration"] == self.configuration
+        )
+
+    def _configured_behaviour(self) -> dict[str, Any]:
         if self.config_dir is None:
             return {}
         try:

@@ -200,6 +200,7 @@ async def test_options_flow(hass: HomeAssistant, config_dir: Path, esphome_comma
         CONF_COMPILE_WORKERS: 1,
         CONF_UPLOAD_SLOTS: 4,
         CONF_AUTO_INSTALL_ON_CHANGE: False,
+        "proof_timeout": 60,
         "build_on": "local_and_peers",
         "esphome_version_policy": "any",
     }
@@ -209,6 +210,7 @@ async def test_options_flow(hass: HomeAssistant, config_dir: Path, esphome_comma
         CONF_COMPILE_WORKERS: 2.0,
         CONF_UPLOAD_SLOTS: 3.0,
         CONF_AUTO_INSTALL_ON_CHANGE: True,
+        "proof_timeout": 0.0,
         "build_on": "peers_only",
         "esphome_version_policy": "same_release",
     }
@@ -224,6 +226,7 @@ async def test_options_flow(hass: HomeAssistant, config_dir: Path, esphome_comma
         CONF_COMPILE_WORKERS: 2,
         CONF_UPLOAD_SLOTS: 3,
         CONF_AUTO_INSTALL_ON_CHANGE: True,
+        "proof_timeout": 0,
         "build_on": "peers_only",
         "esphome_version_policy": "same_release",
     }

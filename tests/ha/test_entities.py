@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from unittest.mock import patch
 
 from homeassistant.const import STATE_UNAVAILABLE, Platform
@@ -17,10 +19,12 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.esphome_pipeline.const import EVENT_JOB
+from custom_components.esphome_pipeline.engine.events import JobEvent
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
+from custom_components.esphome_pipeline.engine.state import HELD_DEVICE_OFFLINE
 from tests.fakes import FakeEsphome
 
-from .conftest import coordinator_of, setup_entry, wait_for_status
+from .conftest import coordinator_of, engine_of, setup_entry, wait_for_status
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -68,6 +72,7 @@ async def test_install_button_runs_chain(
         **hass.states.get("sensor.kitchen_upload").attributes,
         "job_id": upload_job.job_id,
         "held": True,
+        "held_reason": "waiting for its compile",
     }
     assert hass.states.get("update.kitchen_firmware").attributes["in_progress"] is True
     await wait_for_status(hass, entry, compile_job.job_id, "running")
@@ -103,7 +108,7 @@ async def test_install_button_runs_chain(
     ]
     assert set(events[0].data) == {
         "job_id", "configuration", "job_type", "status", "lane", "depends_on", "held",
-        "source", "peer", "port", "progress", "skipped", "exit_code", "error",
+        "held_reason", "source", "peer", "port", "progress", "skipped", "exit_code", "error",
         "created_at", "started_at", "finished_at", "device_id",
     }  # fmt: skip
 
@@ -230,6 +235,7 @@ async def test_entity_of_removed_configuration(
         "error": None,
         "cancel_reason": None,
         "held": False,
+        "held_reason": None,
     }
     assert sensor.available is False
     cancel = components["button"].get_entity("button.kitchen_cancel")
@@ -269,3 +275,46 @@ async def test_any_fingerprint_change_is_an_update(
     assert update.version_is_newer("123456789012", "923456789012")
     assert not update.version_is_newer("123456789012", "123456789012")
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_upload_waiting_for_its_offline_device(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, socket_enabled: None
+) -> None:
+    """Held "device offline": the sensor says why, the update entity says so and is idle."""
+    fake.add_config("kitchen")
+    with socket.socket() as probe:  # a loopback port nothing listens on: the device is away
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage = fake.config_dir / ".esphome" / "storage"
+    storage.mkdir(parents=True)
+    validated = {"config": {"api": {"port": port}, "wifi": {"use_address": "127.0.0.1"}}}
+    (storage / "kitchen.yaml.validated.json").write_text(json.dumps(validated))
+    await setup_entry(hass, entry)
+    engine = engine_of(entry)
+    offline: asyncio.Future[None] = hass.loop.create_future()
+
+    def listener(event: JobEvent) -> None:
+        if event.job.held_reason == HELD_DEVICE_OFFLINE and not offline.done():
+            offline.set_result(None)
+
+    unsubscribe = engine.subscribe(listener)
+    try:
+        await hass.services.async_call(
+            "button", "press", {"entity_id": "button.kitchen_install"}, blocking=True
+        )
+        async with asyncio.timeout(60):
+            await offline
+    finally:
+        unsubscribe()
+    await hass.async_block_till_done()
+    upload = hass.states.get("sensor.kitchen_upload")
+    assert upload.state == "waiting"
+    assert upload.attributes["held_reason"] == "device offline"
+    update = hass.states.get("update.kitchen_firmware")
+    assert update.attributes["in_progress"] is False
+    assert update.attributes["release_summary"].startswith("waiting: device offline\n\nNever ")
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.kitchen_cancel"}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.kitchen_upload").state == "cancelled"

@@ -81,6 +81,18 @@ def test_install_progress_combines_compile_and_upload() -> None:
     assert _state(compile_job, upload_job).install_in_progress is False
 
 
+def test_upload_waiting_for_its_offline_device_is_no_install_in_progress() -> None:
+    """Held "device offline": the sensors show the reason; the update is not in progress."""
+    compile_job, upload_job = _chain(100, None)
+    compile_job.status = JobStatus.COMPLETED
+    upload_job.held, upload_job.held_reason = True, "device offline"
+    state = _state(compile_job, upload_job)
+    assert state.upload is not None
+    assert state.upload.waiting
+    assert state.upload.held_reason == "device offline"
+    assert (state.install_in_progress, state.install_percentage) == (False, None)
+
+
 def test_newest_job_of_each_kind_wins() -> None:
     """The sensors show the latest compile and upload; a plain upload shows its own progress."""
     old_compile, old_upload = _chain(10, None)

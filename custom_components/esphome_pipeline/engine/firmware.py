@@ -124,7 +124,7 @@ class FirmwareEngine(JobQueue):
         for label, executor in self._peers.items():
             self._dispatcher.add_slot(Slot(Lane.COMPILE, peer=label), executor, 1)
         self._dispatcher.add_slot(LOCAL_COMPILE_SLOT, self._local, self._compile_workers)
-        self._dispatcher.add_slot(UPLOAD_SLOT, self._serial_uploads, self._upload_slots)
+        self._dispatcher.add_slot(UPLOAD_SLOT, self._uploads, self._upload_slots)
         try:
             await self._stopped.wait()
         finally:
@@ -140,6 +140,11 @@ class FirmwareEngine(JobQueue):
         self._peers[label] = executor
         if self._running:
             self._dispatcher.add_slot(Slot(Lane.COMPILE, peer=label), executor, 1)
+
+    def device_seen(self, configuration: str) -> list[str]:
+        """The configuration's device is back (zeroconf saw it): its uploads held "device
+        offline" run now. Returns the ids released (none when none waited for it)."""
+        return self._offline.device_seen(configuration)
 
     @property
     def routing(self) -> Routing:
@@ -167,6 +172,7 @@ class FirmwareEngine(JobQueue):
 
     async def _shutdown(self) -> None:
         self._stopping = True
+        await self._offline.stop()
         await self._dispatcher.shutdown()
         await self.flush()
         self._stopped.set()

@@ -47,6 +47,9 @@ class Outcome:
     """False when the process tree could not be confirmed dead (its record is kept)."""
     skipped: SkipReason | None = None
     """Set when the job completed without doing its work (a skip check said it was done)."""
+    device_offline: bool = False
+    """With status QUEUED: the upload's device did not answer; the job waits, held, until it
+    does (instead of running again at once)."""
 
 
 class RunningJob:
@@ -54,6 +57,7 @@ class RunningJob:
 
     __slots__ = (
         "_spawned",
+        "_stop_asked",
         "_termination",
         "cancel_error",
         "finished",
@@ -72,11 +76,22 @@ class RunningJob:
         self.finished: asyncio.Future[None] = loop.create_future()
         """Resolved by the engine once the job's outcome is in the table."""
         self._spawned: asyncio.Future[None] = loop.create_future()
+        self._stop_asked = asyncio.Event()
         self._termination: asyncio.Task[bool] | None = None
 
     def stop_requested(self) -> bool:
         """Return True once someone asked the job to stop."""
         return self.stop_reason is not None
+
+    def prepare_retry(self) -> None:
+        """Let the job start another process (a retry): a stop request from now on waits for
+        that spawn and stops it. Only while no stop was requested."""
+        self.process = None
+        self._spawned = asyncio.get_running_loop().create_future()
+
+    async def stop_request(self) -> None:
+        """Return once someone asked the job to stop (for work done between processes)."""
+        await self._stop_asked.wait()
 
     def spawned(self, process: JobProcess | None) -> None:
         """Record the outcome of the spawn attempt (None: nothing was started)."""
@@ -93,6 +108,7 @@ class RunningJob:
             if self.stop_reason is not StopReason.CANCEL:
                 self.cancel_error = error
             self.stop_reason = reason
+        self._stop_asked.set()
         if self._termination is None:
             self._termination = asyncio.get_running_loop().create_task(
                 self._terminate(), name=f"terminate job {self.job.job_id}"

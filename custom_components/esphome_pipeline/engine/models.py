@@ -140,6 +140,7 @@ class JobOutput:
 class Job:
     """One unit of work on one configuration: the contract's job fields plus private bookkeeping.
 
+    `held_reason` says why a `held` job waits (None while it is not held; see `state.py`).
     `fingerprint` is an opaque label the caller attaches (the Home Assistant layer records the
     configuration fingerprint an install was built from). `process` records the session of the
     running process so a restart can find leftovers of a killed Home Assistant.
@@ -152,6 +153,7 @@ class Job:
     lane: Lane
     depends_on: str | None = None
     held: bool = False
+    held_reason: str | None = None
     source: JobSource = JobSource.LOCAL
     peer: str | None = None
     port: str | None = None
@@ -166,6 +168,9 @@ class Job:
     fingerprint: str | None = None
     process: ProcessRecord | None = None
     output: JobOutput = field(default_factory=JobOutput)
+    waiting_for_device: bool = False
+    """An upload whose device did not answer: it waits, held "device offline", until it does.
+    Not stored: after a restart the upload asks the device again."""
 
     @property
     def is_terminal(self) -> bool:
@@ -182,6 +187,7 @@ class Job:
             "lane": str(self.lane),
             "depends_on": self.depends_on,
             "held": self.held,
+            "held_reason": self.held_reason,
             "source": str(self.source),
             "peer": self.peer,
             "port": self.port,
@@ -223,6 +229,7 @@ class Job:
             lane=_member(data, "lane", Lane, "lane"),
             depends_on=_job_id(data, "depends_on"),
             held=_flag(data, "held"),
+            held_reason=_text(data, "held_reason"),
             source=_member(data, "source", JobSource, "job source", default=JobSource.LOCAL),
             peer=_text(data, "peer"),
             port=_text(data, "port"),

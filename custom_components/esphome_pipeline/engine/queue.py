@@ -14,7 +14,7 @@ its own: the rules (`state.py`), new jobs (`job_factory.py`), the workers and th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +28,7 @@ from .input_rules import OTA_PORT, validate_port
 from .job_factory import InstallChain, install_chains, new_job, validated_names
 from .lanes import Outcome, RunningJob, StopReason
 from .models import Job, JobStatus, JobType, Lane
+from .offline_watch import OfflineWatch
 from .persistence import DroppedJobs, JobStore, StoredForms, prune, stored_state
 from .recovery import ExitRecordKeeper
 from .routing import Routing, wait_reason
@@ -42,6 +43,7 @@ from .state import (
     prerequisite_error,
     refresh_held,
     superseded_by,
+    waiting_for_device,
 )
 from .transitions import (
     CANCELLED_BY_RESET,
@@ -52,6 +54,7 @@ from .transitions import (
     mark_running,
     superseded_error,
 )
+from .upload_proof import NetworkUploads, ProvenUpload
 
 __all__ = ["InstallChain", "JobQueue"]
 
@@ -77,6 +80,7 @@ class JobQueue:
         upload_slots: int = 4,
         history_limit: int = 200,
         skip_checks: Sequence[SkipCheck] = (),
+        network_uploads: NetworkUploads | None = None,
     ) -> None:
         """Create an idle engine; nothing runs and nothing is read until `load`/`run`."""
         if compile_workers < 1 or upload_slots < 1 or history_limit < 0:
@@ -96,8 +100,17 @@ class JobQueue:
         self._stored_forms = StoredForms()
         self._saver = CoalescingSaver(self._prepare_save, store.save)
         self._local = LocalExecutor(cli=cli, config_dir=config_dir, exit_dir=self._exit_dir)
-        # Serial uploads of ESP32 builds go through esptool here; all else runs the CLI.
-        self._serial_uploads = serial_uploads(self._local, config_dir)
+        # The upload slots' executor: serial uploads of ESP32 builds go through esptool
+        # (serial_executor.py); network uploads are proven (upload_proof.py), and the uploads it
+        # finds offline are watched until their device answers (offline_watch.py); all else
+        # runs the CLI.
+        uploads = network_uploads or NetworkUploads()
+        self._uploads: Executor = serial_uploads(
+            ProvenUpload(self._local, config_dir, uploads), config_dir
+        )
+        self._offline = OfflineWatch(
+            config_dir, uploads, lambda: waiting_for_device(self._table), self._release_devices
+        )
         self._dispatcher = Dispatcher(
             TableHooks(
                 pick=lambda slot, capacity: next_job(self._table, slot, capacity, self._routing),
@@ -259,6 +272,17 @@ class JobQueue:
         if job.is_terminal:
             self._builds.observe(job)
         self._commit([JobEvent(EventKind.STATUS, job)])
+        if outcome.device_offline:
+            self._offline.watch()
+
+    def _release_devices(self, job_ids: Collection[str]) -> list[str]:
+        """Let these uploads held "device offline" run (those still waiting); return them."""
+        released = [job for job in waiting_for_device(self._table) if job.job_id in job_ids]
+        for job in released:
+            job.waiting_for_device = False
+        if released:
+            self._commit([])
+        return [job.job_id for job in released]
 
     def last_build(self, configuration: str) -> BuildRecord | None:
         """Return the configuration's last successful build, or None."""

@@ -17,7 +17,10 @@ Rules, in words:
 - A reset is a barrier: it starts only when nothing runs on any lane, and no compile-lane job
   queued after it starts before it has finished.
 - An upload is `held` while its prerequisite is still active, or while the build gate is
-  closed: a reset, or a clean of its own configuration, is queued or running.
+  closed: a reset, or a clean of its own configuration, is queued or running, or while its
+  device is offline (it did not answer when the upload was about to start: the upload
+  waits until the device answers again, see `offline_watch.py`). `held_reason` says which,
+  in that order: "waiting for its compile", "build environment busy", "device offline".
 - Which compile slot may take a compile is the routing rule (`routing.py`): the `build_on`
   option (local and peers / peers only / local only), the peers that qualify now (connected,
   ESPHome version compatible under the policy), and the compiles that fell back to this
@@ -39,6 +42,10 @@ from .routing import Routing, slot_may_take
 
 PREREQUISITE_INCOMPLETE: Final = "prerequisite did not complete"
 """The phrase every cascade-cancel error contains (users and tests look for it)."""
+HELD_FOR_PREREQUISITE: Final = "waiting for its compile"
+HELD_BY_BUILD_GATE: Final = "build environment busy"
+HELD_DEVICE_OFFLINE: Final = "device offline"
+"""The values of `Job.held_reason`, one per hold rule."""
 
 _LANE_BY_TYPE: Final[dict[JobType, Lane]] = {
     JobType.COMPILE: Lane.COMPILE,
@@ -201,26 +208,40 @@ def build_gate_closed(job: Job, table: JobTable) -> bool:
     )
 
 
+def hold_reason(job: Job, table: JobTable) -> str | None:
+    """Return why a queued upload must wait now (its `held_reason`), or None: it may run."""
+    if job.job_type is not JobType.UPLOAD or job.status is not JobStatus.QUEUED:
+        return None
+    if prerequisite_state(job, table) is Prerequisite.PENDING:
+        return HELD_FOR_PREREQUISITE
+    if build_gate_closed(job, table):
+        return HELD_BY_BUILD_GATE
+    if job.waiting_for_device:
+        return HELD_DEVICE_OFFLINE
+    return None
+
+
 def should_hold(job: Job, table: JobTable) -> bool:
     """Return the `held` flag a queued upload must show now."""
-    return (
-        job.job_type is JobType.UPLOAD
-        and job.status is JobStatus.QUEUED
-        and (
-            prerequisite_state(job, table) is Prerequisite.PENDING or build_gate_closed(job, table)
-        )
-    )
+    return hold_reason(job, table) is not None
 
 
 def refresh_held(table: JobTable) -> list[Job]:
-    """Set `held` on every queued upload from the rules above; return the jobs that changed."""
+    """Set `held` and `held_reason` on every queued upload from the rules above; return the
+    jobs that changed."""
     changed: list[Job] = []
     for job in table.queued(Lane.UPLOAD):
-        held = should_hold(job, table)
-        if job.held != held:
-            job.held = held
+        reason = hold_reason(job, table)
+        if job.held != (reason is not None) or job.held_reason != reason:
+            job.held = reason is not None
+            job.held_reason = reason
             changed.append(job)
     return changed
+
+
+def waiting_for_device(table: JobTable) -> list[Job]:
+    """Return the queued uploads held because their device did not answer."""
+    return [job for job in table.queued(Lane.UPLOAD) if job.waiting_for_device]
 
 
 def broken_dependents(table: JobTable) -> list[Job]:

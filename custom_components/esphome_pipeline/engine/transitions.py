@@ -18,6 +18,9 @@ from .state import Slot, lane_for
 CANCELLED_ON_REQUEST: Final = "Cancelled on request"
 CANCELLED_BY_RESET: Final = "Cancelled by a reset of the build environment"
 RESET_WITHDRAWN: Final = "Reset withdrawn: a running job could not be stopped"
+DEVICE_OFFLINE_MARKER: Final = (
+    "— device offline: the upload waits and starts by itself when the device answers —"
+)
 _SKIPPED_LINES: Final = {
     SkipReason.UNCHANGED: "— skipped: the build is current, nothing to compile —",
     SkipReason.DEVICE_CURRENT: "— skipped: the device already runs this build —",
@@ -34,6 +37,8 @@ def mark_running(job: Job, slot: Slot) -> None:
     job.status = JobStatus.RUNNING
     job.started_at = utc_now_iso()
     job.held = False
+    job.held_reason = None
+    job.waiting_for_device = False
     if slot.peer is not None:
         job.lane, job.source, job.peer = slot.runs_on, JobSource.REMOTE, slot.peer
 
@@ -49,6 +54,8 @@ def end(
     """End a job with `status` now."""
     job.status = status
     job.held = False
+    job.held_reason = None
+    job.waiting_for_device = False
     job.error = error
     job.exit_code = exit_code
     job.skipped = skipped
@@ -56,14 +63,16 @@ def end(
 
 
 def apply_outcome(job: Job, outcome: Outcome) -> None:
-    """Apply how a run ended: back to the queue (engine stopped) or ended."""
+    """Apply how a run ended: back to the queue (engine stopped, device offline) or ended."""
     if outcome.status is JobStatus.QUEUED:
         # Back on the lane its type routes to, for any slot to take.
         job.status = JobStatus.QUEUED
         job.started_at = None
         job.progress = None
         job.lane, job.source, job.peer = lane_for(job.job_type), JobSource.LOCAL, None
-        job.output.append(RESTART_MARKER)
+        # The engine's settle step holds an upload waiting for its device (state.py).
+        job.waiting_for_device = outcome.device_offline
+        job.output.append(DEVICE_OFFLINE_MARKER if outcome.device_offline else RESTART_MARKER)
     else:
         if outcome.skipped is not None:
             job.output.append(_SKIPPED_LINES[outcome.skipped])
