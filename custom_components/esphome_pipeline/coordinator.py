@@ -334,6 +334,12 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         await self._engine.remove_build_peer(label)
 
     @callback
+    def devices_seen(self, configurations: Collection[str]) -> None:
+        """These configurations' devices announced themselves: held uploads start now."""
+        for configuration in configurations:
+            self._engine.device_seen(configuration)
+
+    @callback
     def set_build_routing(self, routing: Routing) -> None:
         """Route compiles by `routing` from now on (peers.py keeps it current)."""
         self._engine.set_routing(routing)

@@ -147,6 +147,8 @@ class DeviceSurvey:
         ]
         if named:
             _LOGGER.debug("%s announced itself: asking %s", instance, ", ".join(named))
+            # Uploads held "device offline" start at once, not at the next presence probe.
+            self._coordinator.devices_seen(named)
             self._ask_in_background(named)
 
     @callback

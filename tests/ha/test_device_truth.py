@@ -6,7 +6,9 @@ by the real aioesphomeapi client; builds come from the fake ESPHome CLI.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 import json
 import os
 import socket
@@ -21,8 +23,17 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from zeroconf import ServiceStateChange
 
+from custom_components.esphome_pipeline.const import (
+    CONF_CONFIG_DIR,
+    CONF_ESPHOME_COMMAND,
+    CONF_PROOF_TIMEOUT,
+    DOMAIN,
+)
 from custom_components.esphome_pipeline.device_truth import ESPHOME_SERVICE, RESURVEY_INTERVAL
+from custom_components.esphome_pipeline.engine.events import JobEvent
 from custom_components.esphome_pipeline.engine.models import Job, JobStatus, JobType, Lane
+from custom_components.esphome_pipeline.engine.state import HELD_DEVICE_OFFLINE
+from custom_components.esphome_pipeline.engine.upload_proof import NetworkUploads
 from custom_components.esphome_pipeline.installed import record_running_build
 from custom_components.esphome_pipeline.store import EntryStore
 from tests.fakes import FAKE_COMMAND, FAKE_VERSION, FakeEsphome
@@ -305,3 +316,68 @@ async def test_an_install_outdates_an_answer_on_its_way(
     assert device.answered == 1
     assert coordinator_of(entry).devices.answer("kitchen.yaml") is None
     assert hass.states.get(ENTITY).attributes["installed_version"] == "Not installed yet"
+
+
+async def test_an_announcement_starts_an_upload_held_for_its_offline_device(
+    hass: HomeAssistant, fake: FakeEsphome, device: FakeNativeApiDevice, esphome_command: str
+) -> None:
+    """An install to a device that is away waits held "device offline"; when the device
+    announces itself on zeroconf, the upload runs at once, not at the next presence probe."""
+    fake.add_config("kitchen")
+    port = free_port()
+    name_the_device(fake, port)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=str(fake.config_dir),
+        data={CONF_CONFIG_DIR: str(fake.config_dir)},
+        # No proof: this fake device does not take the image the fake CLI "uploads".
+        options={CONF_ESPHOME_COMMAND: esphome_command, CONF_PROOF_TIMEOUT: 0},
+    )
+    hass.config.components.add("zeroconf")
+    shared = MagicMock()
+    announced: list[Any] = []
+
+    def browser(zc: object, service: str, *, handlers: list[Any]) -> MagicMock:
+        announced.extend(handlers)
+        return MagicMock(async_cancel=AsyncMock())
+
+    never_probed = partial(NetworkUploads, poll_interval=3600)
+    with (
+        patch(
+            "custom_components.esphome_pipeline.device_truth.zeroconf.async_get_async_instance",
+            return_value=shared,
+        ),
+        patch("custom_components.esphome_pipeline.device_truth.AsyncServiceBrowser", browser),
+        patch("custom_components.esphome_pipeline.NetworkUploads", never_probed),
+    ):
+        await setup_entry(hass, entry)
+    await survey_done(hass, entry)
+    coordinator = coordinator_of(entry)
+    held: asyncio.Future[str] = hass.loop.create_future()
+
+    def on_event(event: JobEvent) -> None:
+        if event.job.held_reason == HELD_DEVICE_OFFLINE and not held.done():
+            held.set_result(event.job.job_id)
+
+    unsubscribe = coordinator.subscribe(on_event)
+    try:
+        [chain] = await coordinator.async_install(["kitchen.yaml"])
+        async with asyncio.timeout(60):
+            assert await held == chain.upload.job_id
+    finally:
+        unsubscribe()
+    assert fake.flashed() == []
+
+    await device.start(port)  # back, still on its old build
+    (announce,) = announced
+    announce(
+        zeroconf=shared.zeroconf,
+        service_type=ESPHOME_SERVICE,
+        name="kitchen._esphomelib._tcp.local.",
+        state_change=ServiceStateChange.Added,
+    )
+    upload = await wait_for_status(hass, entry, chain.upload.job_id, "completed", "failed")
+    assert upload["status"] == "completed", upload["error"]
+    assert upload["skipped"] is None
+    assert [flash["configuration"] for flash in fake.flashed()] == ["kitchen.yaml"]
+    assert await hass.config_entries.async_unload(entry.entry_id)
