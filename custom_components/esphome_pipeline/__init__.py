@@ -40,7 +40,6 @@ from .coordinator import (
 )
 from .engine.fingerprint import Fingerprinter
 from .engine.firmware import FirmwareEngine
-from .engine.upload_proof import NetworkUploads
 from .entity import hub_device_info
 from .frontend import async_register_card
 from .issues import (
@@ -59,7 +58,7 @@ from .preflight import (
 from .provision.manager import async_remove_unused_environments
 from .repairs import async_clear_managed_esphome_broken
 from .services import async_setup_services
-from .skip_wiring import device_asker, skip_checks
+from .skip_wiring import device_asker, network_uploads, skip_checks
 from .static import async_register_static_paths
 from .store import EntryStore
 from .websocket_api import async_setup_websocket_api
@@ -114,8 +113,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: EsphomePipelineConfigEnt
         compile_workers=entry.options.get(CONF_COMPILE_WORKERS, DEFAULT_COMPILE_WORKERS),
         upload_slots=entry.options.get(CONF_UPLOAD_SLOTS, DEFAULT_UPLOAD_SLOTS),
         skip_checks=skip_checks(Path(folder), fingerprinter, device_asker(hass)),
-        network_uploads=NetworkUploads(
-            proof_timeout=entry.options.get(CONF_PROOF_TIMEOUT, DEFAULT_PROOF_TIMEOUT)
+        network_uploads=network_uploads(
+            hass, entry.options.get(CONF_PROOF_TIMEOUT, DEFAULT_PROOF_TIMEOUT)
         ),
     )
     coordinator = PipelineCoordinator(

@@ -25,6 +25,7 @@ from homeassistant.core import HomeAssistant
 
 from .engine.device.build_records import ApiEndpoint, BuildIdentity
 from .engine.device.native_api import DeviceTruth, device_truth
+from .engine.device.presence import device_answers
 from .engine.fingerprint import Fingerprinter
 from .engine.skip import SkipCheck
 from .engine.skip_checks import (
@@ -33,6 +34,7 @@ from .engine.skip_checks import (
     DeviceRunsBuild,
     fingerprint_reader,
 )
+from .engine.upload_proof import NetworkUploads
 
 ESPHOME_DATA_FOLDER: Final = ".esphome"
 MDNS_SUFFIX: Final = ".local"
@@ -43,17 +45,42 @@ def esphome_data_dir(config_dir: Path) -> Path:
     return config_dir / ESPHOME_DATA_FOLDER
 
 
+async def _ask_device(
+    hass: HomeAssistant,
+    endpoint: ApiEndpoint,
+    build: BuildIdentity,
+    wait_seconds: float | None = None,
+) -> DeviceTruth:
+    """Ask the device what it runs; `.local` names resolve through Home Assistant's zeroconf."""
+    shared = None
+    if endpoint.host.endswith(MDNS_SUFFIX):
+        # One zeroconf for the whole of Home Assistant: never a second responder.
+        shared = await zeroconf.async_get_async_instance(hass)
+    if wait_seconds is None:
+        return await device_truth(endpoint, build, zeroconf=shared)
+    return await device_truth(endpoint, build, wait_seconds=wait_seconds, zeroconf=shared)
+
+
 def device_asker(hass: HomeAssistant) -> DeviceAsker:
-    """Ask a device what it runs; `.local` names resolve through Home Assistant's zeroconf."""
+    """The skip check's question: does the device run this build?"""
 
     async def ask(endpoint: ApiEndpoint, build: BuildIdentity) -> DeviceTruth:
-        shared = None
-        if endpoint.host.endswith(MDNS_SUFFIX):
-            # One zeroconf for the whole of Home Assistant: never a second responder.
-            shared = await zeroconf.async_get_async_instance(hass)
-        return await device_truth(endpoint, build, zeroconf=shared)
+        return await _ask_device(hass, endpoint, build)
 
     return ask
+
+
+def network_uploads(hass: HomeAssistant, proof_timeout: float) -> NetworkUploads:
+    """How the entry's network uploads reach their devices: the same question as the skip
+    check (so both see a device alike) for the proof, a TCP probe for presence."""
+
+    async def ask(endpoint: ApiEndpoint, build: BuildIdentity, within: float) -> DeviceTruth:
+        return await _ask_device(hass, endpoint, build, within)
+
+    async def present(endpoint: ApiEndpoint) -> bool:
+        return await device_answers(endpoint)
+
+    return NetworkUploads(proof_timeout=proof_timeout, ask=ask, presence=present)
 
 
 def skip_checks(

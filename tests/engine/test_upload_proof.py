@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+import json
 from pathlib import Path
 import socket
 
@@ -377,6 +378,11 @@ async def test_unaskable_and_serial_uploads(
         "— not proven: the device cannot be asked (the configuration has no native API) —"
         in upload.output.lines
     )
+    # An ESP8266 over serial keeps the CLI (an ESP32 would go through esptool, serial_executor).
+    storage = fake.config_dir / ".esphome" / "storage" / "porch.yaml.json"
+    record = json.loads(storage.read_text(encoding="utf-8"))
+    record.update(core_platform="esp8266", esp_platform="ESP8266")
+    storage.write_text(json.dumps(record), encoding="utf-8")
     [serial] = await engine.upload(["porch.yaml"], port="/dev/ttyUSB0")
     await wait_for_status(engine, serial.job_id, JobStatus.COMPLETED)
     assert not any("proven" in line for line in serial.output.lines)

@@ -181,7 +181,11 @@ async def test_device_runs_another_build(
 
     # An install through the pipeline is newer news than the device's last answer.
     await hass.services.async_call("update", "install", {"entity_id": ENTITY}, blocking=True)
-    upload = coordinator_of(entry).jobs()[-1]
+    compiled, upload = coordinator_of(entry).jobs()[-2:]
+    await wait_for_status(hass, entry, compiled.job_id, "completed")
+    # The device takes the new image (the upload's proof, or its skip check, finds it).
+    new_build = await hass.async_add_executor_job(folder_build, fake)
+    device.runs(esphome_version=FAKE_VERSION, compilation_time=new_build["build_time_str"])
     await wait_for_status(hass, entry, upload.job_id, "completed")
     await hass.async_block_till_done()
     state = hass.states.get(ENTITY)
@@ -348,7 +352,7 @@ async def test_an_announcement_starts_an_upload_held_for_its_offline_device(
             return_value=shared,
         ),
         patch("custom_components.esphome_pipeline.device_truth.AsyncServiceBrowser", browser),
-        patch("custom_components.esphome_pipeline.NetworkUploads", never_probed),
+        patch("custom_components.esphome_pipeline.skip_wiring.NetworkUploads", never_probed),
     ):
         await setup_entry(hass, entry)
     await survey_done(hass, entry)

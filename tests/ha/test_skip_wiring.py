@@ -73,10 +73,17 @@ def _truth(verdict: Verdict) -> DeviceTruth:
 @pytest.fixture
 def device() -> Any:
     """The device double: answers that it runs the build unless told otherwise."""
-    with patch(
-        "custom_components.esphome_pipeline.skip_wiring.device_truth",
-        AsyncMock(return_value=_truth(Verdict.RUNS_THIS_BUILD)),
-    ) as asked:
+    with (
+        patch(
+            "custom_components.esphome_pipeline.skip_wiring.device_truth",
+            AsyncMock(return_value=_truth(Verdict.RUNS_THIS_BUILD)),
+        ) as asked,
+        # It is there: uploads are not held "device offline" (upload_proof.py).
+        patch(
+            "custom_components.esphome_pipeline.skip_wiring.device_answers",
+            AsyncMock(return_value=True),
+        ),
+    ):
         yield asked
 
 
@@ -104,7 +111,8 @@ async def test_second_install_skips_the_compile_and_the_upload(
 async def test_force_runs_both_jobs(
     hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry, device: AsyncMock
 ) -> None:
-    """`force: true` reaches both jobs of the install: built and flashed, no device asked."""
+    """`force: true` reaches both jobs of the install: built and flashed; the device is asked
+    only afterwards, for the proof that it took the new build."""
     fake.add_config("kitchen")
     await setup_entry(hass, entry)
     await _install_done(hass, entry)
@@ -115,7 +123,8 @@ async def test_force_runs_both_jobs(
     assert (uploaded["status"], uploaded["skipped"]) == ("completed", None)
     assert (_starts(fake, "compile"), _starts(fake, "upload")) == (2, 2)
     assert len(fake.flashed()) == 2
-    device.assert_not_awaited()
+    proofs = ["wait_seconds" in call.kwargs for call in device.await_args_list]
+    assert proofs == [True]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -128,13 +137,14 @@ async def test_changed_configuration_and_other_build_run(
     await _install_done(hass, entry)
     _with_native_api(fake)
     fake.add_config("kitchen", friendly_name="Kitchen")
-    device.return_value = _truth(Verdict.RUNS_OTHER_BUILD)
+    # Another build before the flash (the skip check), this one after it (the proof).
+    device.side_effect = [_truth(Verdict.RUNS_OTHER_BUILD), _truth(Verdict.RUNS_THIS_BUILD)]
 
     compiled, uploaded = await _install_done(hass, entry)
     assert (compiled["status"], compiled["skipped"]) == ("completed", None)
     assert (uploaded["status"], uploaded["skipped"]) == ("completed", None)
     assert (_starts(fake, "compile"), _starts(fake, "upload")) == (2, 2)
-    device.assert_awaited_once()
+    assert device.await_count == 2
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
