@@ -35,7 +35,7 @@ import time
 from typing import Final
 
 from ..esphome_cli import EsphomeCli
-from ..events import JobEvent
+from ..events import EventKind, JobEvent
 from ..models import Job, JobStatus, JobType, Lane
 from ..routing import Routing, slot_may_take
 
@@ -117,6 +117,8 @@ class BundleAhead:
 
     def on_event(self, event: JobEvent) -> None:
         """Look at the queue again soon (an engine listener: it must not wait)."""
+        if event.kind is not EventKind.STATUS:
+            return
         job = event.job
         if job.status is JobStatus.RUNNING and job.job_type is JobType.RESET_BUILD_ENV:
             self._discard_where(lambda _job: True)
@@ -169,9 +171,8 @@ class BundleAhead:
     async def _drop(self, job_id: str, task: asyncio.Task[PreparedBundle | None]) -> None:
         """Stop a preparation (or let go of its result) and remove its staging folder."""
         task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is not None:
-            _LOGGER.debug("A discarded bundle preparation failed: %r", task.exception())
+        # Whatever it ended with (a result, a failure, the cancel) is of no use any more.
+        await asyncio.gather(task, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(
             None, _remove, staging_for(self._data_dir, job_id)
         )
@@ -190,8 +191,8 @@ class BundleAhead:
         """
         discarding = self._discarding.get(job.job_id)
         if discarding is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({discarding})
+            # Its folder is being removed: the executor's own bundle must come after that.
+            await asyncio.wait({discarding})
         entry = self._preparing.pop(job.job_id, None)
         if entry is None:
             return None
