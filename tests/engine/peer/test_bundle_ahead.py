@@ -147,6 +147,9 @@ async def test_nothing_is_prepared_behind_a_reset_or_for_this_machine_only(
     queue.jobs = [queue.add("dev3")]
     queue.ahead.refresh()
     assert queue.ahead.prepared == frozenset()
+    queue.routing = Routing(peers=frozenset())
+    queue.ahead.refresh()
+    assert queue.ahead.prepared == frozenset()
     queue.peers.clear()
     queue.routing = Routing()
     queue.ahead.refresh()

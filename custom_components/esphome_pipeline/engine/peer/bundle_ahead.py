@@ -133,8 +133,9 @@ class BundleAhead:
         self._refresh_due = False
         if self._closed:
             return
-        peers = list(self._peers())
         routing = self._routing()
+        # Only peers that may build now count: an offline peer gets no bundle made for it.
+        peers = [peer for peer in self._peers() if routing.peers is None or peer in routing.peers]
         wanted: list[Job] = []
         on_peer: set[str] = set()
         for job in self._jobs():
