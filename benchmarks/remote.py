@@ -18,10 +18,11 @@ Before those, the makespan: 24 configurations installed at once through the engi
 CLI, real processes), with 0, 1 and 3 test receivers as build peers (each its own process,
 speaking the real handshake and framing, running the fake CLI for a 1.0 s compile, packing the
 build in Device Builder's tarball layout). A remote compile is the whole chain: `esphome
-bundle` here, submit, the peer's compile, the artifact download, the checks and the
-materialisation, then the local upload. Printed per peer count: the makespan, the ideal
-ceil(24 / (peers + 1)) x 1.0 + 0.2 (every compile slot busy all the time, the last upload
-after the last compile), the ratio (target at most 1.10) and where the compiles ran.
+bundle` here (made ahead while the peers build), submit, the peer's compile, the artifact
+download, the checks and the materialisation, then the local upload. Printed per peer
+count: the makespan, the ideal ceil(24 / (peers + 1)) x 1.0 + 0.2 (every compile slot busy
+all the time, the last upload after the last compile), the ratio (target at most 1.10) and
+where the compiles ran.
 
 Run: `.venv/bin/python benchmarks/remote.py [--makespan-only | --transfer-only]`
 (`--transfer-only` skips the makespan and the real receiver, `--makespan-only` the others).
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from custom_components.esphome_pipeline.engine.events import JobEvent
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import JobStatus
+from custom_components.esphome_pipeline.engine.peer.bundle_ahead import BundleAhead
 from custom_components.esphome_pipeline.engine.peer.client import (
     PeerLink,
     dashboard_id_for,
@@ -186,13 +188,22 @@ async def makespan(root: Path, peers: int) -> tuple[float, Counter[str]]:
         config_dir=config_dir, cli=fake_cli(), store=FileJobStore(root / "jobs.json")
     )
     links: list[PeerLink] = []
+    # As the Home Assistant layer does: the next bundles are made while the peers build.
+    ahead = BundleAhead(
+        fake_cli(),
+        config_dir,
+        jobs=lambda: engine.jobs(statuses={JobStatus.QUEUED, JobStatus.RUNNING}),
+        routing=lambda: engine.routing,
+        peers=lambda: [link.label for link in links],
+    )
+    stop_ahead = engine.subscribe(ahead.on_event)
     try:
         # The retry book is the one the Home Assistant layer gives every peer of an entry.
         attempts = RemoteAttempts(on_change=lambda: None)
         for number, receiver in enumerate(receivers, start=1):
             link = await paired_link(receiver, f"peer-{number}")
             links.append(link)
-            remote = RemoteExecutor(link, fake_cli(), config_dir)
+            remote = RemoteExecutor(link, fake_cli(), config_dir, bundle_ahead=ahead)
             engine.add_build_peer(link.label, RetryingRemoteExecutor(remote, attempts))
         await engine.load()
         runner = asyncio.get_running_loop().create_task(engine.run())
@@ -230,6 +241,8 @@ async def makespan(root: Path, peers: int) -> tuple[float, Counter[str]]:
         await runner
         return elapsed, where
     finally:
+        stop_ahead()
+        await ahead.close()
         await engine.stop()
         await asyncio.gather(*(link.close() for link in links))
         for receiver in receivers:

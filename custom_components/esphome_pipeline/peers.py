@@ -34,6 +34,7 @@ from .const import (
 )
 from .coordinator import PipelineCoordinator
 from .engine.esphome_cli import EsphomeCli
+from .engine.peer.bundle_ahead import BundleAhead
 from .engine.peer.client import PeerLink, dashboard_id_for
 from .engine.peer.executor import RemoteExecutor
 from .engine.peer.identity import PeerIdentity, async_load_or_create_identity
@@ -115,6 +116,16 @@ class PeerManager:
         self.peers: dict[str, BuildPeer] = {}
         self._entity_adders: list[tuple[AddConfigEntryEntitiesCallback, PeerEntityFactory]] = []
         self._stopped = False
+        self._routing = Routing()
+        # The next compiles' bundles are made while the peers build (bundle_ahead.py).
+        self._ahead = BundleAhead(
+            cli,
+            coordinator.config_dir,
+            jobs=coordinator.jobs,
+            routing=lambda: self._routing,
+            peers=lambda: [peer.label for peer in self.peers.values()],
+        )
+        self._unsubscribe_ahead = coordinator.subscribe(self._ahead.on_event)
 
     def settings_unchanged(self, entry: ConfigEntry) -> bool:
         """Return True when only subentries changed since setup (no reload needed)."""
@@ -141,10 +152,11 @@ class PeerManager:
     async def async_stop(self) -> None:
         """Close every link (the engine stops separately)."""
         self._stopped = True
+        self._unsubscribe_ahead()
         peers, self.peers = list(self.peers.values()), {}
         for peer in peers:
             peer.unsubscribe()
-        await asyncio.gather(*(peer.link.close() for peer in peers))
+        await asyncio.gather(self._ahead.close(), *(peer.link.close() for peer in peers))
 
     def _label_for(self, subentry: ConfigSubentry) -> str:
         taken = {peer.label for peer in self.peers.values()}
@@ -167,7 +179,9 @@ class PeerManager:
         peer = BuildPeer(subentry.subentry_id, label, link, lambda: None)
         peer.unsubscribe = link.subscribe(lambda status: self._on_status(peer, status))
         self.peers[subentry.subentry_id] = peer
-        remote = RemoteExecutor(link, self._cli, self._coordinator.config_dir)
+        remote = RemoteExecutor(
+            link, self._cli, self._coordinator.config_dir, bundle_ahead=self._ahead
+        )
         executor = RetryingRemoteExecutor(remote, self._attempts)
         self._coordinator.async_add_build_peer(label, executor)
         link.start()
@@ -249,10 +263,9 @@ class PeerManager:
             return
         active = {job.job_id for job in self._coordinator.jobs() if not job.is_terminal}
         self._attempts.forget(active)
-        self._coordinator.set_build_routing(
-            Routing(
-                build_on=self.build_on,
-                peers=frozenset(peer.label for peer in self.peers.values() if self.qualifies(peer)),
-                local_only=frozenset(self._attempts.local_only),
-            )
+        self._routing = Routing(
+            build_on=self.build_on,
+            peers=frozenset(peer.label for peer in self.peers.values() if self.qualifies(peer)),
+            local_only=frozenset(self._attempts.local_only),
         )
+        self._coordinator.set_build_routing(self._routing)

@@ -24,6 +24,7 @@ from ..lanes import Outcome, RunningJob, StopReason
 from ..models import JobStatus
 from ..runner import JobProcess
 from .artifacts import ArtifactError, async_materialise
+from .bundle_ahead import BUNDLE_NAME, BundleAhead, PreparedBundle, staging_for
 from .link import PeerLink
 from .remote_jobs import ArtifactsUnavailableError, RemoteJobRefusedError
 from .wire import PeerError, PeerProtocolError, RemoteJobState
@@ -32,7 +33,6 @@ STOP_POLL: Final = 0.1
 """Seconds between checks for a stop request while the peer builds."""
 CANCEL_CONFIRM_TIMEOUT: Final = 30.0
 """Seconds to wait for the peer to confirm a cancel before the job ends anyway."""
-STAGING_FOLDER: Final = ".pipeline-remote"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +81,22 @@ class RemoteExecutor:
         *,
         data_dir: Path | None = None,
         esphome_version: str | None = None,
+        bundle_ahead: BundleAhead | None = None,
         stop_poll: float = STOP_POLL,
         cancel_confirm_timeout: float = CANCEL_CONFIRM_TIMEOUT,
     ) -> None:
         """Build on `link`'s peer for configurations in `config_dir`.
 
         `data_dir` is ESPHome's data folder (default `<config_dir>/.esphome`);
-        `esphome_version`, when set, asks the receiver to build with that release.
+        `esphome_version`, when set, asks the receiver to build with that release;
+        `bundle_ahead`, when given, may hold the job's bundle already made.
         """
         self.link = link
         self._cli = cli
         self._config_dir = config_dir
         self._data_dir = data_dir if data_dir is not None else config_dir / ".esphome"
         self._esphome_version = esphome_version
+        self._bundle_ahead = bundle_ahead
         self._stop_poll = stop_poll
         self._cancel_confirm_timeout = cancel_confirm_timeout
 
@@ -106,12 +109,16 @@ class RemoteExecutor:
         if running.stop_requested():
             running.spawned(None)
             return self._stopped(running)
-        staging = self._data_dir / STAGING_FOLDER / running.job.job_id
+        staging = staging_for(self._data_dir, running.job.job_id)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, _remove, staging)
-        await loop.run_in_executor(None, lambda: staging.mkdir(parents=True))
         try:
-            return await self._run_in(staging, running, sink)
+            prepared = None
+            if self._bundle_ahead is not None:
+                prepared = await self._bundle_ahead.take(running.job)
+            if prepared is None:
+                await loop.run_in_executor(None, _remove, staging)
+                await loop.run_in_executor(None, lambda: staging.mkdir(parents=True))
+            return await self._run_in(staging, running, sink, prepared)
         finally:
             await loop.run_in_executor(None, _remove, staging)
 
@@ -151,11 +158,25 @@ class RemoteExecutor:
             return f"esphome bundle failed with exit code {exit_code}"
         return None
 
-    async def _run_in(self, staging: Path, running: RunningJob, sink: JobSink) -> RemoteRunResult:
+    async def _run_in(
+        self,
+        staging: Path,
+        running: RunningJob,
+        sink: JobSink,
+        prepared: PreparedBundle | None,
+    ) -> RemoteRunResult:
         job = running.job
         link = self.link
-        bundle = staging / "bundle.tar.gz"
-        error = await self._bundle(running, sink, bundle)
+        bundle = staging / BUNDLE_NAME
+        if prepared is None:
+            error = await self._bundle(running, sink, bundle)
+        else:
+            # Made while the peers were busy; its output goes into the log as if run now.
+            running.spawned(None)
+            for line in prepared.lines:
+                sink.output(job, line, False)
+            sink.output(job, "Bundle prepared ahead while the build peers were busy", False)
+            error = None
         if running.stop_requested():
             return self._stopped(running)
         if error is not None:

@@ -1,4 +1,4 @@
-"""One persistent link to one paired build peer: connect, keep alive, submit, cancel, download.
+"""One persistent link to one paired build peer: connect, keep alive, reconnect, status.
 
 Owns `PeerLink`: a task that opens the Noise channel with the `peer_link` intent (the
 receiver's key must match the stored pin on every connect; a mismatch stops the link for good
@@ -7,12 +7,11 @@ and nothing is sent), keeps it alive with a heartbeat (a ping every interval; no
 backoff of 1 s doubling to 30 s, and keeps the peer's status current: connected or not, its
 compile lane (idle, running, queue depth) from `queue_status`, its ESPHome version and name.
 
-Requests ride on the live session: `submit_compile` streams a bundle in chunks and waits for
-the receiver's acknowledgement and then the job's end, feeding output and progress on the way;
-`cancel` reaches the peer; `download_artifacts` saves the artifact tarball into a staging file.
-A session that ends fails every request in flight with the reason (`PeerLostError`, or the
-`PeerProtocolError` that closed it), so a caller never waits on a dead link. `close()` ends the
-session at once and tells the receiver why.
+The requests that ride on the live session (`submit_compile`, `cancel`,
+`download_artifacts`) are `LinkRequests`' (`link_requests.py`); the link offers them as its
+own methods. A session that ends fails every request in flight with the reason
+(`PeerLostError`, or the `PeerProtocolError` that closed it). `close()` ends the session at
+once and tells the receiver why.
 """
 
 from __future__ import annotations
@@ -22,33 +21,25 @@ from collections.abc import Callable
 import contextlib
 import logging
 from pathlib import Path
-import re
-from typing import Any, Final
-import uuid
+from typing import Any
 
 import aiohttp
 
 from .identity import PeerIdentity
+from .link_requests import LinkRequests
 from .remote_jobs import (
-    DOWNLOAD_IDLE_TIMEOUT,
-    ArtifactDownload,
     DownloadedArtifacts,
     OutputCallback,
     ProgressCallback,
     RemoteBuildResult,
-    RemoteJob,
-    bundle_frames,
-    save_private,
 )
 from .status import LinkState, PeerStatus, StatusBoard, text_from, version_from
 from .transport import NoiseChannel, open_channel
 from .wire import (
-    ACK_BYTES_PER_SECOND,
     ACK_TIMEOUT_BASE,
     HANDSHAKE_TIMEOUT,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_MISSES,
-    MAX_BUNDLE_BYTES,
     RECONNECT_INITIAL,
     RECONNECT_MAX,
     Intent,
@@ -58,7 +49,6 @@ from .wire import (
     PeerLostError,
     PeerPinMismatchError,
     PeerProtocolError,
-    RemoteJobState,
     clip,
     field_bool,
     field_int,
@@ -66,10 +56,6 @@ from .wire import (
 )
 
 _LOGGER = logging.getLogger(__name__)
-
-_YAML_LEAF_RE: Final = re.compile(r"^[^/\\\x00]+\.(?:ya?ml)$", re.IGNORECASE)
-CANCEL_ON_CLOSE_TIMEOUT: Final = 0.5
-"""Seconds `close()` spends at most on telling the peer to cancel our running compiles."""
 
 
 class PeerLink:
@@ -114,18 +100,14 @@ class PeerLink:
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
         self._connect_timeout = connect_timeout
-        self._ack_timeout = ack_timeout
         self._board = StatusBoard()
         self._channel: NoiseChannel | None = None
         self._last_channel: NoiseChannel | None = None
-        self._jobs: dict[str, RemoteJob] = {}
-        self._downloads: dict[str, ArtifactDownload] = {}
-        self._submit_lock = asyncio.Lock()
-        self._download_lock = asyncio.Lock()
+        self._requests = LinkRequests(
+            label=label, channel=lambda: self._channel, ack_timeout=ack_timeout
+        )
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._early_cancels: set[str] = set()
-        """Jobs cancelled before `submit_compile` registered them: they are never sent."""
 
     # --- status -------------------------------------------------------------------------
 
@@ -160,7 +142,7 @@ class PeerLink:
         a receiver keeps building for a closed session otherwise (Device Builder 1.26.0 does).
         """
         self._closed = True
-        await self._cancel_on_peer()
+        await self._requests.cancel_accepted(self._channel)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -169,29 +151,8 @@ class PeerLink:
         if self._last_channel is not None:
             # Finish the close the cancelled session started (or start it).
             await self._last_channel.close("client_stopped")
-        self._fail_inflight(PeerLostError("The link to the build peer was closed"))
+        self._requests.fail_all(PeerLostError("The link to the build peer was closed"))
         self._board.update(state=LinkState.CLOSED)
-
-    async def _cancel_on_peer(self) -> None:
-        channel = self._channel
-        accepted = [
-            job.job_id
-            for job in self._jobs.values()
-            if job.acknowledged.done()
-            and job.acknowledged.exception() is None
-            and not job.result.done()
-        ]
-        if channel is None or not accepted:
-            return
-        # Lost, not cancelled, for whoever waits on them: the peer's answer to this cancel
-        # must not read as a user's cancel (the compile goes elsewhere).
-        for job_id in accepted:
-            self._jobs[job_id].fail(PeerLostError("The link to the build peer was closed"))
-        # Best effort and bounded: the close must not wait on a peer that stopped reading.
-        with contextlib.suppress(PeerLostError, TimeoutError):
-            async with asyncio.timeout(CANCEL_ON_CLOSE_TIMEOUT):
-                for job_id in accepted:
-                    await channel.send({"type": MessageType.CANCEL_JOB, "job_id": job_id})
 
     async def _run(self) -> None:
         backoff = self._reconnect_initial
@@ -266,7 +227,7 @@ class PeerLink:
             for task in (reader, heartbeat):
                 task.cancel()
             await asyncio.gather(reader, heartbeat, return_exceptions=True)
-            self._fail_inflight(error)
+            self._requests.fail_all(error)
             await channel.close("client_stopped" if self._closed else None)
         return error
 
@@ -294,12 +255,6 @@ class PeerLink:
                 )
                 raise
 
-    def _fail_inflight(self, error: PeerError) -> None:
-        for job in list(self._jobs.values()):
-            job.fail(error)
-        for download in list(self._downloads.values()):
-            download.fail(error)
-
     # --- frames from the peer -----------------------------------------------------------
 
     async def _dispatch(self, channel: NoiseChannel, frame: dict[str, Any]) -> None:
@@ -317,46 +272,11 @@ class PeerLink:
             running = field_bool(frame, "running")
             depth = field_int(frame, "queue_depth")
             self._board.update(idle=idle, running=running, queue_depth=depth)
-        elif kind == MessageType.SUBMIT_JOB_ACK:
-            job = self._jobs.get(field_str(frame, "job_id"))
-            if job is None:
-                raise PeerProtocolError("The build peer acknowledged a job that was never sent")
-            job.on_ack(frame)
-            if job.cancel_requested and job.acknowledged.done() and not job.result.done():
-                await channel.send({"type": MessageType.CANCEL_JOB, "job_id": job.job_id})
-        elif kind in {MessageType.JOB_STATE_CHANGED, MessageType.JOB_OUTPUT}:
-            job = self._jobs.get(field_str(frame, "job_id"))
-            if job is None:
-                # A job of an earlier session still reporting: already failed here, ignored.
-                return
-            if kind == MessageType.JOB_OUTPUT:
-                job.on_output(frame)
-            else:
-                job.on_state(frame)
-        elif kind in {
-            MessageType.ARTIFACTS_START,
-            MessageType.ARTIFACTS_CHUNK,
-            MessageType.ARTIFACTS_END,
-        }:
-            download = self._downloads.get(field_str(frame, "job_id"))
-            if download is None:
-                raise PeerProtocolError("The build peer sent artifacts nobody asked for")
-            if kind == MessageType.ARTIFACTS_START:
-                download.on_start(frame)
-            elif kind == MessageType.ARTIFACTS_CHUNK:
-                download.on_chunk(frame)
-            else:
-                download.on_end(frame)
-        else:
+        elif not await self._requests.on_frame(channel, kind, frame):
             # Newer receivers may know more message types; ignoring them keeps us compatible.
             _LOGGER.debug("Build peer %s:%s sent unknown frame %r", self.host, self.port, kind)
 
-    # --- requests -----------------------------------------------------------------------
-
-    def _require_channel(self) -> NoiseChannel:
-        if self._channel is None:
-            raise PeerLostError(f"The build peer {self.label} is not connected")
-        return self._channel
+    # --- requests (kept by LinkRequests) -----------------------------------------------
 
     async def submit_compile(
         self,
@@ -375,96 +295,20 @@ class PeerLink:
         (Device Builder then installs it on the receiver). Raises PeerLostError when the
         session ends first, RemoteJobRefusedError when the receiver refuses the job.
         """
-        if not _YAML_LEAF_RE.fullmatch(configuration_filename):
-            raise ValueError(f"{configuration_filename!r} is not a YAML file name")
-        bundle = await asyncio.get_running_loop().run_in_executor(None, bundle_path.read_bytes)
-        if not bundle or len(bundle) > MAX_BUNDLE_BYTES:
-            raise ValueError(f"A bundle of {len(bundle)} bytes cannot be sent to a build peer")
-        self._require_channel()
-        job = RemoteJob(job_id or uuid.uuid4().hex, on_output, on_progress)
-        if job.job_id in self._early_cancels:
-            self._early_cancels.discard(job.job_id)
-            job.cancel_requested = True
-        self._jobs[job.job_id] = job
-        try:
-            async with self._submit_lock:
-                if job.acknowledged.done():
-                    await job.acknowledged
-                if job.cancel_requested:
-                    return RemoteBuildResult(
-                        job.job_id, RemoteJobState.CANCELLED, error="Cancelled before it was sent"
-                    )
-                await self._send_bundle(
-                    self._require_channel(),
-                    job,
-                    configuration_filename,
-                    bundle,
-                    device_name,
-                    esphome_version,
-                )
-            return await job.result
-        finally:
-            self._jobs.pop(job.job_id, None)
-
-    async def _send_bundle(
-        self,
-        channel: NoiseChannel,
-        job: RemoteJob,
-        configuration_filename: str,
-        bundle: bytes,
-        device_name: str | None,
-        esphome_version: str | None,
-    ) -> None:
-        for frame in bundle_frames(
-            job.job_id, configuration_filename, bundle, device_name, esphome_version
-        ):
-            await channel.send(frame)
-        limit = self._ack_timeout + len(bundle) / ACK_BYTES_PER_SECOND
-        try:
-            async with asyncio.timeout(limit):
-                await asyncio.shield(job.acknowledged)
-        except TimeoutError:
-            error = PeerLostError(f"The build peer did not accept the job within {limit:.0f} s")
-            job.fail(error)
-            await channel.close("ack_timeout")
-            raise error from None
+        return await self._requests.submit_compile(
+            configuration_filename,
+            bundle_path,
+            on_output=on_output,
+            on_progress=on_progress,
+            job_id=job_id,
+            device_name=device_name,
+            esphome_version=esphome_version,
+        )
 
     async def cancel(self, job_id: str) -> None:
         """Ask the peer to cancel a job; its `cancelled` state is the confirmation."""
-        job = self._jobs.get(job_id)
-        if job is None:
-            # Not submitted yet (or long over): make sure it is never sent.
-            if len(self._early_cancels) > 100:
-                self._early_cancels.clear()
-            self._early_cancels.add(job_id)
-            return
-        if job.result.done():
-            return
-        job.cancel_requested = True
-        # Before the acknowledgement the receiver has no job to cancel yet: the cancel is
-        # sent when the acknowledgement arrives.
-        if job.acknowledged.done() and self._channel is not None:
-            with contextlib.suppress(PeerLostError):
-                await self._channel.send({"type": MessageType.CANCEL_JOB, "job_id": job_id})
+        await self._requests.cancel(job_id)
 
     async def download_artifacts(self, job_id: str, destination: Path) -> DownloadedArtifacts:
         """Fetch a completed job's artifact tarball into `destination` (a staging file)."""
-        async with self._download_lock:
-            channel = self._require_channel()
-            download = ArtifactDownload(job_id)
-            self._downloads[job_id] = download
-            try:
-                await channel.send({"type": MessageType.DOWNLOAD_ARTIFACTS, "job_id": job_id})
-                try:
-                    received = await download.wait(DOWNLOAD_IDLE_TIMEOUT)
-                except PeerProtocolError:
-                    await channel.close("download_stalled")
-                    raise
-            finally:
-                self._downloads.pop(job_id, None)
-        await asyncio.get_running_loop().run_in_executor(
-            None, save_private, destination, received.data
-        )
-        return DownloadedArtifacts(
-            destination, len(received.data), received.sha256, received.firmware_offset
-        )
+        return await self._requests.download_artifacts(job_id, destination)
