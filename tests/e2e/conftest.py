@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 import contextlib
+from pathlib import Path
+from typing import Final
 
 import aiohttp
 import pytest
@@ -63,3 +65,14 @@ async def ws(e2e_site: Site, socket_enabled: None) -> AsyncIterator[HomeAssistan
         HomeAssistantWebSocket(session, e2e_site.base_url, e2e_site.token) as websocket,
     ):
         yield websocket
+
+
+FIRST: Final = ("test_device_truth.py",)
+"""End-to-end modules that need the shared site as it starts (devices on the folder's builds,
+untouched by any install)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the end-to-end modules of FIRST before any other test changes the shared site."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: not (item.path.parent == here and item.path.name in FIRST))

@@ -143,7 +143,7 @@ async def test_install_from_the_device_page(e2e_site: Site, ws: HomeAssistantWeb
 
         await jobs.wait_for(job_seen(jobs, configuration, "compile", "running"))
         await expect_text(compile_row, "Running")
-        await expect_text(upload_row, "Waiting for compile")
+        await expect_text(upload_row, "Waiting")
         await page.screenshot(path=str(SCREENSHOTS / "1-compiling.png"))
 
         await jobs.wait_for(job_seen(jobs, configuration, "upload", *TERMINAL))
@@ -159,10 +159,12 @@ async def test_install_from_the_device_page(e2e_site: Site, ws: HomeAssistantWeb
 async def test_never_installed_device_installs_from_its_update_dialog(
     e2e_site: Site, ws: HomeAssistantWebSocket
 ) -> None:
-    """A device the pipeline never installed offers Install in its update dialog."""
+    """A device the pipeline never installed, running an older build of its configuration:
+    its update dialog says what the device runs and offers Install."""
     site = e2e_site
     configuration = site.configurations()[0]
     demo = site.demo(configuration)
+    site.bump(configuration)  # edited since the device's build
     jobs = await JobTracker.subscribe(ws)
 
     async with chromium() as browser:
@@ -171,8 +173,10 @@ async def test_never_installed_device_installs_from_its_update_dialog(
         await expect_text(firmware, "Update available")
         await firmware.click()
         dialog = page.locator("ha-more-info-dialog")
-        await expect_text(dialog, "Not installed yet")
-        await expect_text(dialog, "Never installed by ESPHome Pipeline")
+        # What differs from the build the device runs (the pipeline never installed it).
+        await expect_text(
+            dialog, re.compile(r"changed since the installed build|Since the installed build")
+        )
         await page.screenshot(path=str(SCREENSHOTS / "3-never-installed-dialog.png"))
         # Home Assistant's dialog names the install action "Update".
         await dialog.get_by_role("button", name=re.compile(r"^(install|update)$", re.I)).click()

@@ -106,17 +106,36 @@ class OtaHold:
     (OK, version, features [, feature flags]); with no OTA password none can be mistaken.
     """
 
-    def __init__(self, port: int) -> None:
-        """Relay to 127.0.0.1:`port`; call `start()`."""
+    def __init__(self, port: int, api_port: int) -> None:
+        """Relay to 127.0.0.1:`port` (and the native API at `api_port`, which the upload asks
+        whether the device is there); call `start()`."""
         self.port = port
+        self.api_port = api_port
         self.held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._released = asyncio.Event()
         self._server: asyncio.Server | None = None
+        self._api_server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Listen on [::1]."""
         self._server = await asyncio.start_server(self._accept, "::1", self.port)
+        self._api_server = await asyncio.start_server(self._accept_api, "::1", self.api_port)
+
+    async def _accept_api(
+        self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relays.add(task)
+        device_reader, device = await asyncio.open_connection("127.0.0.1", self.api_port)
+        try:
+            await asyncio.gather(
+                self._pipe(client_reader, device), self._pipe(device_reader, client)
+            )
+        finally:
+            for writer in (client, device):
+                writer.close()
 
     def release(self) -> None:
         """Let the held answer (and everything after it) through."""
@@ -124,8 +143,9 @@ class OtaHold:
 
     async def close(self) -> None:
         """Stop listening and drop open relays."""
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._api_server):
+            if server is not None:
+                server.close()
         for relay in self._relays:
             relay.cancel()
         await asyncio.gather(*self._relays, return_exceptions=True)
@@ -182,7 +202,7 @@ async def test_sigkill_when_the_ota_completes_flashes_once(
     device = site.devices[configuration]
     receptions_before = device.ota_receptions()
     site.bump(configuration)
-    hold = OtaHold(device.device.ota_port)
+    hold = OtaHold(device.device.ota_port, device.device.api_port)
     await hold.start()
     try:
         async with connect(site.base_url, site.token) as ws:
