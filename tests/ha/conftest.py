@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from unittest.mock import PropertyMock, patch
 
@@ -19,8 +19,9 @@ from custom_components.esphome_pipeline.coordinator import PipelineCoordinator
 from custom_components.esphome_pipeline.engine.events import JobEvent
 from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.provision.manager import EsphomeProvisioner
-from tests.fakes import FakeEsphome, fake_command_line
+from tests.fakes import FAKE_COMMAND, FakeEsphome, fake_command_line
 from tests.fakes.installer import FakeInstaller, use_fake_installer
+from tests.fakes.test_receiver import PeerReceiver
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +148,21 @@ def provisioner(installer_setup: tuple[FakeInstaller, EsphomeProvisioner]) -> Es
 def installed_folders(root: Path) -> list[str]:
     """Return the names in a folder of ESPHome environments, sorted (none: empty)."""
     return sorted(child.name for child in root.iterdir()) if root.is_dir() else []
+
+
+@pytest.fixture
+async def receiver(tmp_path: Path, socket_enabled: None) -> AsyncIterator[PeerReceiver]:
+    """One test receiver ("Desk PC") on 127.0.0.1, speaking the real peer-link handshake."""
+    started = PeerReceiver(tmp_path / "receiver", cli=FAKE_COMMAND, friendly_name="Desk PC")
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def loaded(hass: HomeAssistant, entry: MockConfigEntry) -> AsyncIterator[MockConfigEntry]:
+    """The entry, set up; unloaded at the end so every link is closed (modules may override)."""
+    await setup_entry(hass, entry)
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

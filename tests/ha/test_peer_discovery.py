@@ -9,7 +9,7 @@ a found receiver is really previewed and paired.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 import json
 from pathlib import Path
 import re
@@ -34,10 +34,7 @@ from custom_components.esphome_pipeline.peer_discovery import (
     receiver_from_info,
 )
 from custom_components.esphome_pipeline.peers import SUBENTRY_BUILD_PEER
-from tests.fakes import FAKE_COMMAND
 from tests.fakes.test_receiver import PeerReceiver
-
-from .conftest import setup_entry
 
 type Announce = Callable[..., str]
 
@@ -93,24 +90,6 @@ def fake_zeroconf(hass: HomeAssistant, mock_async_zeroconf: MagicMock) -> Iterat
 
     with patch.object(peer_discovery, "AsyncServiceBrowser", FakeBrowser):
         yield announce
-
-
-@pytest.fixture
-async def receiver(tmp_path: Any, socket_enabled: None) -> AsyncIterator[PeerReceiver]:
-    """One test receiver on 127.0.0.1."""
-    started = PeerReceiver(tmp_path / "receiver", cli=FAKE_COMMAND, friendly_name="Desk PC")
-    await started.start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def loaded(hass: HomeAssistant, entry: MockConfigEntry) -> AsyncIterator[MockConfigEntry]:
-    """The entry, set up; unloaded at the end so every link is closed."""
-    await setup_entry(hass, entry)
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 def announce_receiver(announce: Announce, receiver: PeerReceiver, **extra: str) -> str:

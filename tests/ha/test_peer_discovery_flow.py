@@ -7,7 +7,6 @@ server on 127.0.0.1, real Noise handshake).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -15,36 +14,16 @@ from homeassistant.config_entries import SOURCE_ZEROCONF
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.esphome_pipeline.const import CONF_CONFIG_DIR, CONF_ESPHOME_COMMAND, DOMAIN
 from custom_components.esphome_pipeline.engine.peer.identity import emoji_fingerprint
 from custom_components.esphome_pipeline.peer_discovery import SERVICE_TYPE
 from custom_components.esphome_pipeline.peers import SUBENTRY_BUILD_PEER, PeerManager
-from tests.fakes import FAKE_COMMAND
 from tests.fakes.real_receiver import free_port
 from tests.fakes.test_receiver import PeerReceiver
 
 from .conftest import setup_entry
-
-
-@pytest.fixture
-async def receiver(tmp_path: Path, socket_enabled: None) -> AsyncIterator[PeerReceiver]:
-    """One test receiver on 127.0.0.1."""
-    started = PeerReceiver(tmp_path / "receiver", cli=FAKE_COMMAND, friendly_name="Desk PC")
-    await started.start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def loaded(hass: HomeAssistant, entry: MockConfigEntry) -> AsyncIterator[MockConfigEntry]:
-    """The entry, set up; unloaded at the end so every link is closed."""
-    await setup_entry(hass, entry)
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 def announcement(port: int, pin: str, **txt: str) -> ZeroconfServiceInfo:
