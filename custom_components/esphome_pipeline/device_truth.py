@@ -37,13 +37,14 @@ from .configurations import HOST_PLATFORM, HOST_PLATFORM_PORT
 from .const import DOMAIN
 from .device_runs import RunningBuild, data_folder_fingerprint, running_build
 from .engine.device.build_records import ApiEndpoint, BuildIdentity
-from .engine.device.native_api import DeviceTruth, device_truth
+from .engine.device.native_api import DeviceTruth
 from .engine.device.survey import SURVEY_CONCURRENCY, SurveyAnswer, survey
 from .engine.fingerprint_inputs import ESPHOME_DATA_DIR
 from .engine.models import Job, JobStatus, JobType
 from .engine.skip import BuildRecord
 from .installed import record_running_build
 from .release import async_read_inputs, running_build_details
+from .skip_wiring import ask_device
 
 if TYPE_CHECKING:
     from .coordinator import PipelineCoordinator
@@ -80,7 +81,6 @@ class DeviceSurvey:
         # An upload completing makes a question asked before it stale (see _async_take).
         self._installs: dict[str, int] = {}
         self._limit = asyncio.Semaphore(SURVEY_CONCURRENCY)
-        self._zeroconf: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def answer(self, configuration: str) -> RunningBuild | None:
@@ -128,9 +128,9 @@ class DeviceSurvey:
 
     async def _async_watch_announcements(self) -> None:
         """Browse `_esphomelib._tcp` on Home Assistant's shared zeroconf instance."""
-        self._zeroconf = await zeroconf.async_get_async_instance(self._hass)
+        shared = await zeroconf.async_get_async_instance(self._hass)
         browser = AsyncServiceBrowser(
-            self._zeroconf.zeroconf, ESPHOME_SERVICE, handlers=[self._on_announcement]
+            shared.zeroconf, ESPHOME_SERVICE, handlers=[self._on_announcement]
         )
         self._entry.async_on_unload(browser.async_cancel)
 
@@ -188,9 +188,7 @@ class DeviceSurvey:
     async def _ask_device(self, endpoint: ApiEndpoint, build: BuildIdentity) -> DeviceTruth:
         # One bound for every survey of the entry: a reconnect never adds to a full start.
         async with self._limit:
-            return await device_truth(
-                endpoint, build, wait_seconds=SURVEY_TIMEOUT, zeroconf=self._zeroconf
-            )
+            return await ask_device(self._hass, endpoint, build, SURVEY_TIMEOUT)
 
     @callback
     def _take(self, answer: SurveyAnswer, installs: int) -> None:

@@ -27,6 +27,7 @@ from .engine.device.build_records import ApiEndpoint, BuildIdentity
 from .engine.device.native_api import DeviceTruth, device_truth
 from .engine.device.presence import device_answers
 from .engine.fingerprint import Fingerprinter
+from .engine.fingerprint_inputs import ESPHOME_DATA_DIR
 from .engine.skip import SkipCheck
 from .engine.skip_checks import (
     BuildIsCurrent,
@@ -36,16 +37,15 @@ from .engine.skip_checks import (
 )
 from .engine.upload_proof import NetworkUploads
 
-ESPHOME_DATA_FOLDER: Final = ".esphome"
 MDNS_SUFFIX: Final = ".local"
 
 
 def esphome_data_dir(config_dir: Path) -> Path:
     """ESPHome's data folder of a configuration folder (builds and their records)."""
-    return config_dir / ESPHOME_DATA_FOLDER
+    return config_dir / ESPHOME_DATA_DIR
 
 
-async def _ask_device(
+async def ask_device(
     hass: HomeAssistant,
     endpoint: ApiEndpoint,
     build: BuildIdentity,
@@ -65,7 +65,7 @@ def device_asker(hass: HomeAssistant) -> DeviceAsker:
     """The skip check's question: does the device run this build?"""
 
     async def ask(endpoint: ApiEndpoint, build: BuildIdentity) -> DeviceTruth:
-        return await _ask_device(hass, endpoint, build)
+        return await ask_device(hass, endpoint, build)
 
     return ask
 
@@ -75,7 +75,7 @@ def network_uploads(hass: HomeAssistant, proof_timeout: float) -> NetworkUploads
     check (so both see a device alike) for the proof, a TCP probe for presence."""
 
     async def ask(endpoint: ApiEndpoint, build: BuildIdentity, within: float) -> DeviceTruth:
-        return await _ask_device(hass, endpoint, build, within)
+        return await ask_device(hass, endpoint, build, within)
 
     async def present(endpoint: ApiEndpoint) -> bool:
         return await device_answers(endpoint)

@@ -34,12 +34,12 @@ from .device.serial import (
     SerialFlasher,
 )
 from .executors import Executor, JobSink
+from .fingerprint_inputs import ESPHOME_DATA_DIR
 from .lanes import Outcome, RunningJob
 from .models import Job, JobStatus, JobType, SkipReason
 from .output import MAX_LINE_LENGTH, clean_text
 from .skip_checks import is_serial_port
 
-ESPHOME_DATA_FOLDER: Final = ".esphome"
 """ESPHome's data folder under the configuration folder (builds, StorageJSON)."""
 STOP_POLL: Final = 0.1
 """Seconds between looks for a stop request while the boot log is awaited (no process to end)."""
@@ -223,4 +223,4 @@ def _failed(job: Job, sink: JobSink, reason: str) -> Outcome:
 
 def serial_uploads(fallback: Executor, config_dir: Path) -> SerialUploadExecutor:
     """The upload lane's executor for a configuration folder: serial ESP32 uploads here."""
-    return SerialUploadExecutor(fallback, data_dir=config_dir / ESPHOME_DATA_FOLDER)
+    return SerialUploadExecutor(fallback, data_dir=config_dir / ESPHOME_DATA_DIR)

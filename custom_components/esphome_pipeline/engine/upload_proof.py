@@ -44,6 +44,7 @@ from .device.native_api import (
 )
 from .device.presence import device_answers
 from .executors import Executor, JobSink
+from .fingerprint_inputs import ESPHOME_DATA_DIR
 from .input_rules import OTA_PORT
 from .lanes import Outcome, RunningJob
 from .models import Job, JobStatus, JobType
@@ -142,7 +143,7 @@ class NetworkUploads:
 
     def data_folder(self, config_dir: Path) -> Path:
         """ESPHome's data folder for the configurations in `config_dir`."""
-        return self.data_dir or config_dir / ".esphome"
+        return self.data_dir or config_dir / ESPHOME_DATA_DIR
 
 
 class ProvenUpload:

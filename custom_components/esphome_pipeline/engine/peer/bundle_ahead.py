@@ -36,6 +36,7 @@ from typing import Final
 
 from ..esphome_cli import EsphomeCli
 from ..events import EventKind, JobEvent
+from ..fingerprint_inputs import ESPHOME_DATA_DIR
 from ..models import Job, JobStatus, JobType, Lane
 from ..routing import Routing, slot_may_take
 
@@ -99,7 +100,7 @@ class BundleAhead:
         """Prepare bundles of `jobs()` (oldest first) for `peers()` under `routing()`."""
         self._cli = cli
         self._config_dir = config_dir
-        self._data_dir = data_dir if data_dir is not None else config_dir / ".esphome"
+        self._data_dir = data_dir if data_dir is not None else config_dir / ESPHOME_DATA_DIR
         self._jobs = jobs
         self._routing = routing
         self._peers = peers

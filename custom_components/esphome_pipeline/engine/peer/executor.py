@@ -20,6 +20,7 @@ from typing import Final
 
 from ..esphome_cli import EsphomeCli
 from ..executors import JobSink
+from ..fingerprint_inputs import ESPHOME_DATA_DIR
 from ..lanes import Outcome, RunningJob, StopReason
 from ..models import JobStatus
 from ..runner import JobProcess
@@ -94,7 +95,7 @@ class RemoteExecutor:
         self.link = link
         self._cli = cli
         self._config_dir = config_dir
-        self._data_dir = data_dir if data_dir is not None else config_dir / ".esphome"
+        self._data_dir = data_dir if data_dir is not None else config_dir / ESPHOME_DATA_DIR
         self._esphome_version = esphome_version
         self._bundle_ahead = bundle_ahead
         self._stop_poll = stop_poll
