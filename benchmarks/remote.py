@@ -22,7 +22,10 @@ bundle` here (made ahead while the peers build), submit, the peer's compile, the
 download, the checks and the materialisation, then the local upload. Printed per peer
 count: the makespan, the ideal ceil(24 / (peers + 1)) x 1.0 + 0.2 (every compile slot busy
 all the time, the last upload after the last compile), the ratio (target at most 1.10) and
-where the compiles ran.
+where the compiles ran. The fake's 1.0 s is the life of its process from launch (see
+`seconds_since_launch` in `tests/fakes/fake_esphome.py`): here four "machines" share two cores,
+and their slowed interpreter start-ups are not the pipeline's overhead; our own job wrapper's
+start-up, the bundles, the link and the artifact checks all still count.
 
 Run: `.venv/bin/python benchmarks/remote.py [--makespan-only | --transfer-only]`
 (`--transfer-only` skips the makespan and the real receiver, `--makespan-only` the others).

@@ -88,6 +88,27 @@ async def test_prepares_the_next_compiles_one_per_peer(queue: Queue) -> None:
     assert queue.ahead.prepared == {second.job_id}
 
 
+async def test_a_bundle_a_peer_waits_for_comes_before_later_ones(queue: Queue) -> None:
+    queue.peers.append("peer-1")
+    taken, second, third = queue.add("dev1"), queue.add("dev2"), queue.add("dev3")
+    queue.config.behave("dev1.yaml", "bundle", wait_for_file="release-dev1")
+    queue.ahead.refresh()
+    assert queue.ahead.prepared == {taken.job_id, second.job_id}
+    # A peer takes dev1 while its bundle is still being made: dev3, next in line for the
+    # other peer, is not started meanwhile.
+    taken.status, taken.lane, taken.peer = JobStatus.RUNNING, Lane.REMOTE, "peer-0"
+    queue.changed(taken)
+    assert queue.ahead.prepared == {taken.job_id, second.job_id}
+    taker = asyncio.get_running_loop().create_task(queue.ahead.take(taken))
+    await queue.config.wait_for_call("start", "bundle", "dev1.yaml")
+    queue.changed(taken)
+    assert queue.ahead.prepared == {second.job_id}
+    (queue.config.config_dir / "release-dev1").touch()
+    assert await taker is not None
+    # Its end is enough to look again: no engine event is needed for dev3 to follow.
+    assert queue.ahead.prepared == {second.job_id, third.job_id}
+
+
 async def test_cancelled_or_superseded_jobs_lose_their_bundle(queue: Queue) -> None:
     cancelled, superseded = queue.add("dev1"), queue.add("dev2")
     queue.peers.append("peer-1")

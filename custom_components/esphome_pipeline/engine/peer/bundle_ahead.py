@@ -14,6 +14,9 @@ peer), so a peer that finishes gets its next bundle at once. The rules:
 - A clean invalidates the prepared bundles of its configuration, a reset all of them.
 - A bundle is taken only when no file it holds changed after it was prepared; otherwise the
   executor bundles again, as without this module.
+- Bundles a peer already waits for come first: while one of those is still being made, no
+  bundle for a later compile starts. `esphome bundle` is CPU work, and on a small machine
+  six of them at once (the peers' first jobs and their next ones) slowed the first three down.
 
 `RemoteExecutor` calls `take(job)`; the engine's events drive the rest (`on_event`).
 """
@@ -106,6 +109,10 @@ class BundleAhead:
         self._peers = peers
         self._preparing: dict[str, tuple[Job, asyncio.Task[PreparedBundle | None]]] = {}
         self._discarding: dict[str, asyncio.Task[None]] = {}
+        self._awaited: set[asyncio.Task[PreparedBundle | None]] = set()
+        """Preparations an executor is waiting for in `take`."""
+        self._deferred = False
+        """A look at the queue held back later bundles: the next preparation's end looks again."""
         self._refresh_due = False
         self._closed = False
 
@@ -125,6 +132,9 @@ class BundleAhead:
             self._discard_where(lambda _job: True)
         elif job.status is JobStatus.RUNNING and job.job_type is JobType.CLEAN:
             self._discard_where(lambda prepared: prepared.configuration == job.configuration)
+        self._refresh_soon()
+
+    def _refresh_soon(self) -> None:
         if not self._refresh_due and not self._closed:
             self._refresh_due = True
             asyncio.get_running_loop().call_soon(self.refresh)
@@ -155,12 +165,29 @@ class BundleAhead:
                 wanted.append(job)
         keep = {job.job_id for job in wanted} | on_peer
         self._discard_where(lambda job: job.job_id not in keep)
+        self._deferred = self._peer_waits(on_peer)
+        if self._deferred:
+            return
         for job in wanted:
             if job.job_id not in self._preparing and job.job_id not in self._discarding:
                 task = asyncio.get_running_loop().create_task(
                     self._prepare(job), name=f"bundle ahead {job.configuration}"
                 )
+                task.add_done_callback(self._after_preparation)
                 self._preparing[job.job_id] = (job, task)
+
+    def _after_preparation(self, _task: asyncio.Task[PreparedBundle | None]) -> None:
+        if self._deferred:
+            self._refresh_soon()
+
+    def _peer_waits(self, on_peer: Collection[str]) -> bool:
+        """True while a bundle is still being made for a compile a peer has taken."""
+        if any(not task.done() for task in self._awaited):
+            return True
+        return any(
+            job_id in on_peer and not task.done()
+            for job_id, (_job, task) in self._preparing.items()
+        )
 
     def _discard_where(self, condition: Callable[[Job], bool]) -> None:
         for job_id, (job, task) in list(self._preparing.items()):
@@ -199,6 +226,7 @@ class BundleAhead:
         if entry is None:
             return None
         task = entry[1]
+        self._awaited.add(task)
         try:
             prepared = await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -208,6 +236,8 @@ class BundleAhead:
         except Exception:
             _LOGGER.exception("Preparing the bundle of %s failed", job.configuration)
             return None
+        finally:
+            self._awaited.discard(task)
         if prepared is None:
             return None
         loop = asyncio.get_running_loop()
