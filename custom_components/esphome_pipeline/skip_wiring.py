@@ -8,7 +8,8 @@ Owns what the engine's `skip_checks` are for an entry's folder (`skip_checks` be
   only `stat` calls;
 - "the device already runs it" (`DeviceRunsBuild`: an upload ends `skipped: device_current`)
   asks a networked device over its native API (`device_asker`: Home Assistant's zeroconf for
-  `.local` names) and a serial one for its flash MD5s.
+  `.local` names); a serial ESP32 upload compares the flash MD5s itself, in the session
+  that writes (`engine/serial_executor.py`).
 
 ESPHome keeps its builds in the folder's data folder (`<config_dir>/.esphome`), where the
 checks read the build records. A job queued with `force` is never skipped (the dispatcher's

@@ -125,7 +125,7 @@ def device_check(fake: FakeEsphome) -> DeviceRunsBuild:
 async def test_current_device_is_skipped(
     make_engine: EngineFactory, fake: FakeEsphome, emulator: EspLoaderEmulator
 ) -> None:
-    """The device's flash holds the build: the skip step says so, nothing is written."""
+    """The device's flash holds the build: one serial session says so, nothing is written."""
     engine = await compiled(make_engine, fake, skip_checks=[device_check(fake)])
     preload(emulator, esp32_images(fake, big_app()))
     job = await upload(engine, emulator.url)
@@ -133,6 +133,7 @@ async def test_current_device_is_skipped(
     assert job.skipped is SkipReason.DEVICE_CURRENT
     assert not emulator.saw_flash_write()
     assert fake.flashed() == []
+    assert emulator.connections == 1  # the chip is reset once, not by a check and again
 
 
 async def test_different_device_is_flashed(
@@ -165,6 +166,7 @@ async def test_different_device_is_flashed(
     assert lines[-1] == "The device booted after the flash"
     assert sum(line.startswith("Writing: ") for line in lines) == 1  # redrawn in place
     assert fake.flashed() == []
+    assert emulator.connections == 2  # the flash session, then the boot log
 
 
 async def test_no_skip_check_still_writes_only_what_differs(

@@ -14,8 +14,9 @@ configuration): it ends failed.
 
 An upload that was running and left no exit record of 0 has an unknown outcome: the device may
 have taken the image before the leftover died. It runs again without `force`, so the skip
-checks ask the device first (`skip_checks.DeviceRunsBuild`) and it completes with
-`skipped: device_current`, no second flash, when the device runs the build. Every job that
+checks ask the device first (`skip_checks.DeviceRunsBuild`; a serial ESP32 upload compares
+the flash itself before writing) and it completes with `skipped: device_current`, no second
+flash, when the device runs the build. Every job that
 was running gets the lines its leftover printed while no engine read them (its job log), in
 its output before the restart marker.
 """

@@ -9,11 +9,12 @@ job) whenever it is unsure: a false skip is a bug, a false run only costs time.
   configuration's fingerprint read now still equals it and can vouch for every input, and the
   build's outputs (firmware image and `build_info.json`) are in place and not written since
   that build finished -> `SkipReason.UNCHANGED`.
-- `DeviceRunsBuild` (upload jobs): the device already runs the build in the data folder.
-  Network targets (`OTA`, a host or IP): its native API answer (name, ESPHome version,
-  compilation time) equals `build_info.json`. Serial targets (a device path, `socket://`,
-  `rfc2217://`): the flash MD5 of every region equals the build's images; checking resets the
-  chip, as any serial connection does -> `SkipReason.DEVICE_CURRENT`.
+- `DeviceRunsBuild` (uploads over the network: `OTA`, a host or IP): the device's native API
+  answer (name, ESPHome version, compilation time) equals `build_info.json` ->
+  `SkipReason.DEVICE_CURRENT`. Serial targets are not asked here: the serial upload
+  (`serial_executor.py`) compares the flash MD5 of every region in the session that writes
+  what differs, and ends `skipped: device_current` itself when nothing does. A check here
+  first would reset the chip twice per upload (every serial connection resets it).
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ from .device.build_records import (
     read_api_endpoint,
     read_build_identity,
 )
-from .device.flash_layout import FlashLayoutError, esp32_flash_layout
 from .device.native_api import DeviceTruth, device_truth
-from .device.serial import SerialDeviceError, SerialFlasher
 from .fingerprint import Fingerprinter, NodeInfo
 from .models import Job, JobType, SkipReason
 from .skip import BuildRecord
@@ -46,7 +45,6 @@ NETWORK_DEFAULT = "OTA"
 
 NodeReader = Callable[[str], Awaitable[NodeInfo | None]]
 DeviceAsker = Callable[[ApiEndpoint, BuildIdentity], Awaitable[DeviceTruth]]
-SerialFactory = Callable[[str], SerialFlasher]
 VerdictListener = Callable[[Job, str], None]
 
 
@@ -117,18 +115,16 @@ class DeviceRunsBuild:
         data_dir: Path,
         *,
         ask_device: DeviceAsker = device_truth,
-        serial_flasher: SerialFactory = SerialFlasher,
         on_verdict: VerdictListener | None = None,
     ) -> None:
         """Use ESPHome's data folder; `on_verdict` hears the sentence behind each decision."""
         self._data_dir = data_dir
         self._ask_device = ask_device
-        self._serial_flasher = serial_flasher
         self._on_verdict = on_verdict
 
     async def __call__(self, job: Job, build: BuildRecord | None) -> SkipReason | None:
         """`SkipReason.DEVICE_CURRENT` when the device runs the build, else None."""
-        if job.job_type is not JobType.UPLOAD:
+        if job.job_type is not JobType.UPLOAD or is_serial_port(job.port):
             return None
         loop = asyncio.get_running_loop()
         identity = await loop.run_in_executor(
@@ -136,10 +132,7 @@ class DeviceRunsBuild:
         )
         if identity is None:
             return None
-        if is_serial_port(job.port):
-            current, summary = await self._serial(job, identity)
-        else:
-            current, summary = await self._network(job, identity)
+        current, summary = await self._network(job, identity)
         _LOGGER.debug("%s (%s): %s", job.configuration, job.port, summary)
         if self._on_verdict is not None:
             self._on_verdict(job, summary)
@@ -158,17 +151,3 @@ class DeviceRunsBuild:
             return False, "the configuration has no native API: the device cannot be asked"
         truth = await self._ask_device(endpoint, identity)
         return truth.runs_build, truth.summary
-
-    async def _serial(self, job: Job, identity: BuildIdentity) -> tuple[bool, str]:
-        port = job.port or ""  # is_serial_port said it is set
-        loop = asyncio.get_running_loop()
-        try:
-            regions = await loop.run_in_executor(
-                None, esp32_flash_layout, self._data_dir, identity.name
-            )
-            check = await self._serial_flasher(port).check(regions)
-        except (FlashLayoutError, SerialDeviceError) as err:
-            return False, f"the device's flash could not be compared: {err}"
-        if check.current:
-            return True, f"the device's flash holds this build ({identity.describe()})"
-        return False, f"the device's flash differs in: {', '.join(check.different)}"
