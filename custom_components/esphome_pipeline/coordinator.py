@@ -1,9 +1,9 @@
 """The coordinator: owns one entry's engine, publishes its state and is the one way to it.
 
 Owns: the life cycle (load the store, scan, restore the queue, run the lanes as a background
-task of the entry, rescan every `RESCAN_INTERVAL`, stop), the intake of engine events, and the
-request facade that actions, buttons, the update entity and diagnostics use. Nothing else in
-the Home Assistant layer touches the engine.
+task of the entry, rescan every `RESCAN_INTERVAL` and on "check for updates", stop), the
+intake of engine events, and the request facade that actions, buttons, the update entity and
+diagnostics use. Nothing else in the Home Assistant layer touches the engine.
 
 Push only: each status change fires `esphome_pipeline_job`, in order (a burst in slices of
 `job_events.JobEventFirer`); only the changed configuration's entities write state
@@ -26,13 +26,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 import logging
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .announce import PUSH_LOGGER, Announcer
@@ -94,7 +92,10 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             PUSH_LOGGER,
             config_entry=entry,
             name=f"{DOMAIN} {entry.title}",
-            update_interval=None,
+            # The folder is read every RESCAN_INTERVAL and when Home Assistant asks for a
+            # refresh (`homeassistant.update_entity`, Settings -> Updates "Check for updates").
+            update_interval=RESCAN_INTERVAL,
+            always_update=False,
         )
         self._engine = engine
         self.store = store
@@ -185,11 +186,6 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             self.hass, self._engine.run(), f"{DOMAIN} lanes {self.config_entry.entry_id}"
         )
         task.add_done_callback(self._on_engine_done)
-        self.config_entry.async_on_unload(
-            async_track_time_interval(
-                self.hass, self._on_rescan_timer, RESCAN_INTERVAL, cancel_on_shutdown=True
-            )
-        )
         self._publish_all()
         self.devices.start()
 
@@ -211,9 +207,10 @@ class PipelineCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         """Scan the folder now and apply the result (devices, issues, auto-install, entities)."""
         await self._configurations.async_rescan()
 
-    @callback
-    def _on_rescan_timer(self, _now: datetime) -> None:
-        self.config_entry.async_create_task(self.hass, self.async_rescan(), "rescan")
+    async def _async_update_data(self) -> PipelineSnapshot:
+        """Rescan; what it changed is already pushed, so the snapshot is returned as it is."""
+        await self.async_rescan()
+        return self.data
 
     @callback
     def _on_configurations_changed(self) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -38,7 +40,18 @@ async def test_devices_follow_files(
     assert _device(hass, entry, "garage.yaml") is None
 
     fake.add_config("garage", friendly_name="Garage Door")
-    async_fire_time_changed(hass, dt_util.utcnow() + RESCAN_INTERVAL)
+    created = asyncio.Event()
+
+    @callback
+    def on_device(event: Event[dr.EventDeviceRegistryUpdatedData]) -> None:
+        if event.data["action"] == "create":
+            created.set()
+
+    hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, on_device)
+    # The coordinator's own refresh (a background task): due within a second after the interval.
+    async_fire_time_changed(hass, dt_util.utcnow() + RESCAN_INTERVAL + timedelta(seconds=1))
+    async with asyncio.timeout(30):
+        await created.wait()
     await hass.async_block_till_done()
     garage = _device(hass, entry, "garage.yaml")
     assert garage is not None
@@ -64,6 +77,29 @@ async def test_devices_follow_files(
     await coordinator_of(entry).async_rescan()
     await hass.async_block_till_done()
     assert _device(hass, entry, "garage.yaml") is not None
+    assert hass.states.get("update.garage_door_firmware").state != "unavailable"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_check_for_updates_reads_the_folder(
+    hass: HomeAssistant, fake: FakeEsphome, entry: MockConfigEntry
+) -> None:
+    """`homeassistant.update_entity` (what Settings -> Updates "Check for updates" calls)
+    rescans at once: an edited name shows without waiting for the next periodic scan."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    fake.add_config("garage", friendly_name="Garage Door")
+    await setup_entry(hass, entry)
+    fake.add_config("garage", friendly_name="Big Garage Door")
+    await hass.services.async_call(
+        "homeassistant",
+        "update_entity",
+        {"entity_id": "update.garage_door_firmware"},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    garage = _device(hass, entry, "garage.yaml")
+    assert garage is not None
+    assert garage.name == "Big Garage Door"
     assert hass.states.get("update.garage_door_firmware").state != "unavailable"
     assert await hass.config_entries.async_unload(entry.entry_id)
 
