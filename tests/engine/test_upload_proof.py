@@ -164,7 +164,7 @@ async def test_upload_is_proven(
     assert upload.error is None
     build_time = device.compilation_time
     assert build_time != OLD_BUILD
-    assert device.questions >= 1
+    assert device.answered >= 1
     assert f"— proven: the device runs ESPHome 2026.10.0, built {build_time} —" in (
         upload.output.lines
     )
@@ -199,7 +199,7 @@ async def test_proof_timeout_zero_turns_the_proof_off(
     engine = await make_engine(network_uploads=uploads(proof_timeout=0))
     [chain] = await engine.install(["kitchen.yaml"])
     await wait_for_status(engine, chain.upload.job_id, JobStatus.COMPLETED)
-    assert device.questions == 0
+    assert device.answered == 0
 
 
 async def test_offline_device_holds_the_upload_until_it_answers(

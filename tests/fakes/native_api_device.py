@@ -8,7 +8,9 @@ Ping and Disconnect. `answered` counts the DeviceInfo questions; `asked` is set 
 clearing `gate` holds the answers back until it is set again.
 
 Start it on a chosen port to play a device that comes online later (`start(port)` after a
-`stop()`), and change what it runs with `runs(...)` (as after a flash).
+`stop()`; `start()` again reuses the last port), and change what it runs with `runs(...)` (as
+after a flash). A subclass may change the build just before each answer (`before_answer`):
+`native_device.FakeNativeDevice` takes the build the fake CLI flashed.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class FakeNativeApiDevice:
         self.name = name
         self.esphome_version = esphome_version
         self.compilation_time = compilation_time
+        self.port = 0
+        """The port it listens on (0 until the first start)."""
         self.answered = 0
         self.asked = asyncio.Event()
         self.gate = asyncio.Event()
@@ -77,10 +81,16 @@ class FakeNativeApiDevice:
         self.esphome_version = esphome_version
         self.compilation_time = compilation_time
 
-    async def start(self, port: int = 0) -> int:
-        """Listen on 127.0.0.1 (`port`, or any free one); return the port."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
-        return int(self._server.sockets[0].getsockname()[1])
+    async def start(self, port: int | None = None) -> int:
+        """Listen on 127.0.0.1: on `port`, else the last one (any free one the first time);
+        return the port."""
+        chosen = self.port if port is None else port
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", chosen)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def before_answer(self) -> None:
+        """Called before each DeviceInfo answer: nothing here."""
 
     async def stop(self) -> None:
         """Go offline: close the listener and every open connection."""
@@ -104,6 +114,7 @@ class FakeNativeApiDevice:
                 if request is DeviceInfoRequest:
                     self.asked.set()
                     await self.gate.wait()
+                    await self.before_answer()
                 reply = self._reply(request)
                 if reply is not None:
                     data = reply.SerializeToString()

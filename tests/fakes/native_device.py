@@ -1,60 +1,34 @@
-"""A fake ESPHome device on loopback that speaks enough of the native API for the real client.
+"""A fake ESPHome device that takes what the fake CLI flashes, for the upload proof's tests.
 
-It listens on 127.0.0.1 (a TCP connect is the presence probe) and answers aioesphomeapi's
-plaintext frames: `HelloRequest`, `DeviceInfoRequest` (name, ESPHome version and the
-`compilation_time` of the build it runs), `PingRequest` and `DisconnectRequest`. So the
-engine's proof runs the real `wait_for_build` against it.
+`FakeNativeDevice` is the native API fake of `native_api_device.py` (real TCP on 127.0.0.1,
+aioesphomeapi's plaintext frames, so the engine's proof runs the real `wait_for_build` against
+it) tied to one configuration of a fake ESPHome folder:
 
-What it runs: `compilation_time`, set by the test; with `follow_flashes` it takes the build of
-its configuration whenever the fake CLI "flashed" it (a new record in
-`.fake_esphome_flashed.jsonl`): it comes back with `build_info.json`'s `build_time_str`, as a
-device that took the image. Without it the device restarts into the build it ran (the proof
-must fail). `stop()` closes the listener and every connection (the device is offline);
-`start()` brings it back on the same port.
+- with `follow_flashes` it takes the build of its configuration whenever the fake CLI
+  "flashed" it (a new record in `.fake_esphome_flashed.jsonl`): it comes back with
+  `build_info.json`'s `build_time_str`, as a device that took the image. Without it the device
+  restarts into the build it ran (the proof must fail);
+- `write_api_config()` writes the validated configuration ESPHome keeps, so the engine finds
+  the device's API port at 127.0.0.1.
+
+`stop()` closes the listener and every connection (the device is offline); `start()` brings
+it back on the same port.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 
-from aioesphomeapi.api_pb2 import (  # type: ignore[attr-defined]
-    DeviceInfoResponse,
-    DisconnectResponse,
-    HelloResponse,
-    PingResponse,
-)
-
 from .fake_esphome import FLASHED_FILE
+from .native_api_device import FakeNativeApiDevice
 
 ESPHOME_VERSION = "2026.10.0"
-_HELLO, _DISCONNECT, _PING, _DEVICE_INFO = 1, 5, 7, 9
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-async def _read_varint(reader: asyncio.StreamReader) -> int:
-    value = shift = 0
-    while True:
-        byte = (await reader.readexactly(1))[0]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value
-        shift += 7
-
-
-class FakeNativeDevice:
-    """One device: its name, the build it runs, a listener on 127.0.0.1 while online."""
+class FakeNativeDevice(FakeNativeApiDevice):
+    """One device of a fake ESPHome folder: its name, the build it runs, online after start."""
 
     def __init__(
         self,
@@ -66,37 +40,13 @@ class FakeNativeDevice:
         follow_flashes: bool = True,
     ) -> None:
         """Describe the device; it is offline until `start()`."""
+        super().__init__(
+            name=name, esphome_version=ESPHOME_VERSION, compilation_time=compilation_time
+        )
         self.config_dir = config_dir
         self.configuration = configuration
-        self.name = name
-        self.compilation_time = compilation_time
         self.follow_flashes = follow_flashes
-        self.port = 0
-        self.questions = 0
-        """DeviceInfo questions answered so far."""
         self._flashes_seen = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    @property
-    def online(self) -> bool:
-        """True while the device listens."""
-        return self._server is not None
-
-    async def start(self) -> None:
-        """Listen (again) on 127.0.0.1, on the same port as before when there was one."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        """Go offline: close the listener and every open connection."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await server.wait_closed()
 
     def write_api_config(self) -> None:
         """Write the validated configuration ESPHome keeps: an `api:` on this device's port,
@@ -111,50 +61,8 @@ class FakeNativeDevice:
         }
         (storage / f"{self.configuration}.validated.json").write_text(json.dumps(config))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            while True:
-                if (await reader.readexactly(1)) != b"\0":
-                    return
-                length = await _read_varint(reader)
-                kind = await _read_varint(reader)
-                await reader.readexactly(length)
-                if kind == _HELLO:
-                    reply: object = HelloResponse(
-                        api_version_major=1, api_version_minor=10, name=self.name
-                    )
-                elif kind == _DEVICE_INFO:
-                    await self._follow()
-                    self.questions += 1
-                    reply = DeviceInfoResponse(
-                        name=self.name,
-                        esphome_version=ESPHOME_VERSION,
-                        compilation_time=self.compilation_time,
-                    )
-                elif kind == _PING:
-                    reply = PingResponse()
-                elif kind == _DISCONNECT:
-                    self._send(writer, 6, DisconnectResponse())
-                    return
-                else:
-                    continue
-                self._send(writer, kind + 1, reply)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    @staticmethod
-    def _send(writer: asyncio.StreamWriter, kind: int, message: object) -> None:
-        data: bytes = message.SerializeToString()  # type: ignore[attr-defined]
-        writer.write(b"\0" + _varint(len(data)) + _varint(kind) + data)
-
-    async def _follow(self) -> None:
-        """Take the build the fake CLI flashed since the last question (follow_flashes)."""
+    async def before_answer(self) -> None:
+        """Take the build the fake CLI flashed since the last question (`follow_flashes`)."""
         if not self.follow_flashes:
             return
         flashed, build_time = await asyncio.to_thread(self._flash_records)
