@@ -45,6 +45,7 @@ from custom_components.esphome_pipeline.engine.persistence import (
 from custom_components.esphome_pipeline.engine.recovery import LEFTOVER_LOG_MARKER, recover
 from custom_components.esphome_pipeline.engine.skip_checks import DeviceRunsBuild
 from tests.fakes import FakeEsphome
+from tests.fakes.native_device import FakeNativeDevice
 
 from .conftest import EVENT_TIMEOUT, EngineFactory, stored_jobs, wait_until_idle
 
@@ -240,6 +241,40 @@ async def test_upload_of_unknown_outcome_asks_the_device_before_flashing_again(
     assert device.asked == 1
     assert len(fake.flashed()) == 1
     assert [call["subcommand"] for call in fake.calls("start")] == ["compile", "upload"]
+
+
+async def test_killed_while_the_upload_awaits_its_proof_asks_the_device_again(
+    fake: FakeEsphome, make_engine: EngineFactory, store_path: Path, socket_enabled: None
+) -> None:
+    """The flash went through (its process exited 0) and the upload was waiting for the device
+    to come back with the build when Home Assistant died. That exit alone does not make it
+    done: after the restart the upload asks the device first and completes `device_current`,
+    with no second flash, once the device shows that it runs the build."""
+    fake.add_config("a")
+    device = FakeNativeDevice(fake.config_dir, "a.yaml", name="a", follow_flashes=False)
+    await device.start()
+    await asyncio.to_thread(device.write_api_config)
+    try:
+        host = await asyncio.to_thread(start_host, fake, store_path, "a.yaml")
+        assert host.stdout is not None
+        [chain] = json.loads(await asyncio.to_thread(host.stdout.readline))
+        # The proof's first question: the device still answers with its old build.
+        await asyncio.wait_for(device.asked.wait(), EVENT_TIMEOUT)
+        os.kill(host.pid, signal.SIGKILL)
+        await asyncio.to_thread(host.wait)
+        host.stdout.close()
+        assert len(fake.flashed()) == 1
+
+        device.follow_flashes = True  # it has booted the new build meanwhile
+        engine = await make_engine(skip_checks=[DeviceRunsBuild(fake.config_dir / ".esphome")])
+        await wait_until_idle(engine)
+        upload = engine.get(chain["upload"])
+        assert upload is not None
+        assert (upload.status, upload.skipped) == (JobStatus.COMPLETED, SkipReason.DEVICE_CURRENT)
+        assert len(fake.flashed()) == 1
+        assert device.answered >= 2  # asked by the proof, then by the restart's device check
+    finally:
+        await device.stop()
 
 
 def running_job(job_type: JobType, lines: list[str], *, force: bool = True) -> Job:

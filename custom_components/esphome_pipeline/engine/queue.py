@@ -106,7 +106,7 @@ class JobQueue:
         # runs the CLI.
         uploads = network_uploads or NetworkUploads()
         self._uploads: Executor = serial_uploads(
-            ProvenUpload(self._local, config_dir, uploads), config_dir
+            ProvenUpload(self._local, config_dir, uploads, exit_dir=self._exit_dir), config_dir
         )
         self._offline = OfflineWatch(
             config_dir, uploads, lambda: waiting_for_device(self._table), self._release_devices

@@ -16,7 +16,8 @@ An upload that was running and left no exit record of 0 has an unknown outcome: 
 have taken the image before the leftover died. It runs again without `force`, so the skip
 checks ask the device first (`skip_checks.DeviceRunsBuild`; a serial ESP32 upload compares
 the flash itself before writing) and it completes with `skipped: device_current`, no second
-flash, when the device runs the build. Every job that
+flash, when the device runs the build. An upload killed during its proof counts the same:
+`upload_proof.py` removes the exit record before the proof waits. Every job that
 was running gets the lines its leftover printed while no engine read them (its job log), in
 its output before the restart marker.
 """

@@ -16,7 +16,10 @@ For an upload over the network (`OTA`, a host or an IP), in this order:
 3. Proof. The job stays running until the device answers on its native API with the new
    build (name, ESPHome version and compilation time equal the build's `build_info.json`),
    at most `proof_timeout` seconds (0: no proof). Otherwise it fails with "the device did not
-   come back with the new firmware" and what the device reported.
+   come back with the new firmware" and what the device reported. The upload's exit record is
+   removed before the proof waits: if Home Assistant dies meanwhile, the restart finds an
+   upload of unknown outcome, asks the device before anything else (`recovery.py`) and so
+   never records an unproven flash as done.
 
 A configuration whose device cannot be asked (no native API in its configuration, no build
 record) uploads as before, unproven, and its log says why. Every wait honours stop requests.
@@ -44,6 +47,7 @@ from .device.native_api import (
 )
 from .device.presence import device_answers
 from .executors import Executor, JobSink
+from .exit_record import exit_record_path
 from .fingerprint_inputs import ESPHOME_DATA_DIR
 from .input_rules import OTA_PORT
 from .lanes import Outcome, RunningJob
@@ -149,9 +153,18 @@ class NetworkUploads:
 class ProvenUpload:
     """The upload slots' executor: presence, one retry on a network failure, proof."""
 
-    def __init__(self, inner: Executor, config_dir: Path, settings: NetworkUploads) -> None:
-        """Wrap `inner` (the ESPHome CLI) for the configurations in `config_dir`."""
+    def __init__(
+        self,
+        inner: Executor,
+        config_dir: Path,
+        settings: NetworkUploads,
+        *,
+        exit_dir: Path | None = None,
+    ) -> None:
+        """Wrap `inner` (the ESPHome CLI) for the configurations in `config_dir`; `inner`
+        writes its exit records to `exit_dir` (None: none to remove before a proof)."""
         self._inner = inner
+        self._exit_dir = exit_dir
         self._data_dir = settings.data_folder(config_dir)
         self._proof_timeout = settings.proof_timeout
         self._retry_delay = settings.retry_delay
@@ -217,6 +230,10 @@ class ProvenUpload:
         if target.build.build_time_str is None:
             _say(sink, job, "— not proven: the build records no build time to compare —")
             return uploaded
+        if self._exit_dir is not None:
+            # "Exited 0" alone would let a restart record this flash as done, proven or not.
+            record = exit_record_path(self._exit_dir, job.job_id)
+            await asyncio.get_running_loop().run_in_executor(None, _forget_record, record)
         _say(
             sink,
             job,
@@ -263,6 +280,10 @@ async def _unless_stopped[T](running: RunningJob, work: Awaitable[T]) -> T | Non
     task.cancel()
     task.add_done_callback(_forget)
     return None
+
+
+def _forget_record(record: Path) -> None:
+    record.unlink(missing_ok=True)
 
 
 def _forget(task: asyncio.Future[Any]) -> None:
