@@ -8,7 +8,7 @@ task, thread or process outlives a test. Tests synchronise on engine events (`Ev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 import json
 from pathlib import Path
@@ -109,6 +109,26 @@ def process_gone(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] in "ZX"
 
 
+async def wait_for_job(
+    engine: FirmwareEngine, job_id: str, predicate: Callable[[Job], bool]
+) -> Job:
+    """Wait (on engine events) until the job satisfies `predicate`; return it."""
+    reached: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+
+    def check(event: JobEvent | None = None) -> None:
+        job = engine.get(job_id)
+        if job is not None and predicate(job) and not reached.done():
+            reached.set_result(job)
+
+    unsubscribe = engine.subscribe(check)
+    try:
+        check()
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            return await reached
+    finally:
+        unsubscribe()
+
+
 async def wait_for_status(
     engine: FirmwareEngine,
     job_id: str,
@@ -118,30 +138,10 @@ async def wait_for_status(
 ) -> JobStatus:
     """Wait (on engine events) until the job is in one of `statuses` (and `held`, if given)."""
     wanted = {statuses} if isinstance(statuses, JobStatus) else set(statuses)
-    loop = asyncio.get_running_loop()
-    reached: asyncio.Future[JobStatus] = loop.create_future()
-
-    def check() -> None:
-        job = engine.get(job_id)
-        if (
-            job is not None
-            and job.status in wanted
-            and (held is None or job.held is held)
-            and not reached.done()
-        ):
-            reached.set_result(job.status)
-
-    def on_event(event: JobEvent) -> None:
-        if event.job.job_id == job_id and event.kind is EventKind.STATUS:
-            check()
-
-    unsubscribe = engine.subscribe(on_event)
-    try:
-        check()
-        async with asyncio.timeout(EVENT_TIMEOUT):
-            return await reached
-    finally:
-        unsubscribe()
+    job = await wait_for_job(
+        engine, job_id, lambda job: job.status in wanted and (held is None or job.held is held)
+    )
+    return job.status
 
 
 async def wait_until_idle(engine: FirmwareEngine) -> None:

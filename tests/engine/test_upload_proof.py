@@ -7,7 +7,7 @@ real listener on 127.0.0.1 that the real native API client asks (tests/fakes/nat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 import json
 from pathlib import Path
 import socket
@@ -16,8 +16,6 @@ import pytest
 
 from custom_components.esphome_pipeline.engine.device.build_records import ApiEndpoint
 from custom_components.esphome_pipeline.engine.device.presence import device_answers
-from custom_components.esphome_pipeline.engine.events import JobEvent
-from custom_components.esphome_pipeline.engine.firmware import FirmwareEngine
 from custom_components.esphome_pipeline.engine.models import Job, JobStatus
 from custom_components.esphome_pipeline.engine.state import (
     HELD_DEVICE_OFFLINE,
@@ -31,7 +29,7 @@ from custom_components.esphome_pipeline.engine.upload_proof import (
 from tests.fakes import FakeEsphome
 from tests.fakes.native_device import FakeNativeDevice
 
-from .conftest import EVENT_TIMEOUT, EngineFactory, EventLog, wait_for_status
+from .conftest import EngineFactory, EventLog, wait_for_job, wait_for_status
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "esphome_output"
 OLD_BUILD = "2026-01-01 00:00:00 +0000"
@@ -122,26 +120,6 @@ def uploads(**settings: object) -> NetworkUploads:
     values: dict[str, object] = {"proof_timeout": 30.0, "retry_delay": 0.0, "poll_interval": 0.0}
     values.update(settings)
     return NetworkUploads(**values)  # type: ignore[arg-type]
-
-
-async def wait_for_job(
-    engine: FirmwareEngine, job_id: str, predicate: Callable[[Job], bool]
-) -> Job:
-    """Wait (on engine events) until the job satisfies `predicate`."""
-    reached: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
-
-    def check(event: JobEvent | None = None) -> None:
-        job = engine.get(job_id)
-        if job is not None and predicate(job) and not reached.done():
-            reached.set_result(job)
-
-    unsubscribe = engine.subscribe(check)
-    try:
-        check()
-        async with asyncio.timeout(EVENT_TIMEOUT):
-            return await reached
-    finally:
-        unsubscribe()
 
 
 def held_offline(job: Job) -> bool:

@@ -59,15 +59,6 @@ async def make_receiver(tmp_path: Path, socket_enabled: None) -> AsyncIterator[R
         await receiver.stop()
 
 
-@pytest.fixture
-async def loaded(hass: HomeAssistant, entry: MockConfigEntry) -> AsyncIterator[MockConfigEntry]:
-    """The entry, set up; unloaded at the end so every link is closed."""
-    await setup_entry(hass, entry)
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 def manager_of(entry: MockConfigEntry) -> PeerManager:
     """Return the loaded entry's peer manager."""
     peers: PeerManager = entry.runtime_data.peers
